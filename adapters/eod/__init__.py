@@ -1,0 +1,1 @@
+"""EOD/EZD: an office's document-management system, where filings are registered."""

@@ -1,0 +1,1 @@
+"""ePUAP: the national platform's electronic inboxes (ESP), over its SOAP services."""

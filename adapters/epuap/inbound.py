@@ -1,0 +1,162 @@
+"""Pulling filings from the offices' ePUAP mailboxes (WS-Pull).
+
+For each mailbox: ``oczekujaceDokumenty`` (how many wait), then per document
+``pobierzNastepny`` → store durably through ``accept`` → ``potwierdzOdebranie``. A
+document is confirmed only after the store committed it, so a crash in between makes
+ePUAP hand it over again, and the store recognises it by its external id. A document
+that cannot be parsed is stored as rejected, with the reason, and confirmed all the
+same: one bad filing must never block an office's inbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+import zeep.exceptions
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from adapters.epuap.contract import PULL_BINDING, PULL_WSDL, STATUS_OK, sha1_b64, soap_client
+from hub.adapters import Accept
+from hub.envelope import Address, Envelope
+from hub.errors import InboundUnavailable, MalformedDocument
+from hub.logging import get_logger
+from hub.region import InboundConfig, Office, Region
+from hub.settings import Settings
+from hub.xml import parse_document, root_namespace
+
+log = get_logger(__name__)
+
+SOURCE = "epuap"
+UNPARSEABLE_TYPE = "unparseable"
+
+
+class _TransientSoapError(Exception):
+    """A network-level failure worth a quick second try within the same poll."""
+
+
+class EpuapPullInbound:
+    """The ``epuap-pull`` inbound kind: drains every office mailbox of the region."""
+
+    def __init__(self, channel: InboundConfig, region: Region, settings: Settings) -> None:
+        self._url = channel.url
+        self._timeout_s = float(channel.options.get("timeout_s", settings.delivery_timeout_s))
+        self._offices = [office for office in region.offices.values() if office.esp_address]
+        self._service: Any = None
+
+    def setup(self) -> None:
+        """Build the zeep client from the real ``pull.wsdl``, pointed at the configured URL."""
+        client = soap_client(PULL_WSDL, self._timeout_s)
+        self._service = client.create_service(PULL_BINDING, self._url)
+
+    def stop(self) -> None:
+        """Nothing to release: the HTTP session closes with the process."""
+
+    def poll_once(self, accept: Accept) -> int:
+        """Drain every mailbox once; a failing mailbox does not stop the others."""
+        fetched = 0
+        failures: list[str] = []
+        for office in self._offices:
+            try:
+                fetched += self.drain_mailbox(office, accept)
+            except InboundUnavailable as exc:
+                failures.append(f"{office.esp_address}: {exc.reason}")
+        if failures:
+            raise InboundUnavailable(f"{len(failures)} mailbox(es) failed; first: {failures[0]}")
+        return fetched
+
+    def drain_mailbox(self, office: Office, accept: Accept) -> int:
+        """Take every document waiting in ``office``'s mailbox; return how many."""
+        query = _mailbox_query(office)
+        waiting = self._call("oczekujaceDokumenty", **query).oczekujace
+        for _ in range(waiting):
+            document = self._call("pobierzNastepny", **query)
+            content: bytes = document.dokument.zawartosc
+            skrot = sha1_b64(content)
+            self._store(office, document, content, skrot, accept)
+            self._confirm(query, skrot)
+        return int(waiting)
+
+    def _store(
+        self, office: Office, document: Any, content: bytes, skrot: str, accept: Accept
+    ) -> None:
+        submitted_at = _aware(document.dataNadania)
+        external_id = f"epuap:{document.adresSkrytki}:{submitted_at.isoformat()}:{skrot}"
+        headers = {
+            "epuap-mailbox": str(document.adresSkrytki),
+            "epuap-reply-to": str(document.adresOdpowiedzi or ""),
+            "epuap-submitted-at": submitted_at.isoformat(),
+            "epuap-test": "true" if document.czyTestowe else "false",
+            "filename": str(document.dokument.nazwaPliku),
+        }
+        try:
+            document_type = root_namespace(parse_document(content))
+            reason = None
+        except MalformedDocument as exc:
+            document_type, reason = UNPARSEABLE_TYPE, f"{exc.code}: {exc.reason}"
+        envelope = Envelope(
+            document_type=document_type,
+            source=SOURCE,
+            destination=Address(office.id),
+            body=content,
+            content_type=str(document.dokument.typPliku or "application/xml"),
+            headers=headers,
+        )
+        accept(envelope, external_id=external_id, submitted_at=submitted_at, rejected_reason=reason)
+
+    def _confirm(self, query: dict[str, str], skrot: str) -> None:
+        answer = self._call("potwierdzOdebranie", **query, skrot=skrot)
+        # zeep unwraps a one-field answer (OdpowiedzPullPotwierdz holds only its status).
+        status = getattr(answer, "status", answer)
+        if status.kod != STATUS_OK:
+            # Already confirmed (e.g. our earlier confirmation was answered but lost).
+            log.warning("epuap_confirm_refused", kod=status.kod, komunikat=status.komunikat)
+
+    def _call(self, operation: str, **arguments: Any) -> Any:
+        with _translate_soap_errors(operation):
+            return self._call_with_retries(operation, **arguments)
+
+    @retry(
+        retry=retry_if_exception_type(_TransientSoapError),
+        stop=stop_after_attempt(3),
+        wait=wait_exponential(multiplier=0.1, max=1.0),
+        reraise=True,
+    )
+    def _call_with_retries(self, operation: str, **arguments: Any) -> Any:
+        try:
+            return getattr(self._service, operation)(**arguments)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _TransientSoapError(str(exc)) from exc
+        except zeep.exceptions.TransportError as exc:
+            if exc.status_code >= 500:
+                raise _TransientSoapError(f"HTTP {exc.status_code}") from exc
+            raise
+
+
+def _mailbox_query(office: Office) -> dict[str, str]:
+    return {
+        "podmiot": office.epuap_podmiot,
+        "nazwaSkrytki": office.epuap_mailbox,
+        "adresSkrytki": office.esp_address,
+    }
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def _translate_soap_errors(operation: str) -> Iterator[None]:
+    try:
+        yield
+    except _TransientSoapError as exc:
+        raise InboundUnavailable(f"ePUAP {operation} unreachable: {exc}") from exc
+    except zeep.exceptions.Fault as exc:
+        raise InboundUnavailable(f"ePUAP {operation} answered a fault: {exc.message}") from exc
+    except zeep.exceptions.Error as exc:
+        raise InboundUnavailable(f"ePUAP {operation} failed: {exc}") from exc
+    except requests.RequestException as exc:
+        raise InboundUnavailable(f"ePUAP {operation} failed: {exc}") from exc

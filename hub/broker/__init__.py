@@ -1,0 +1,1 @@
+"""RabbitMQ through pika: topology, confirmed publishing, consuming with ack-after-commit."""

@@ -1,0 +1,59 @@
+"""Opening connections to RabbitMQ, with pika's errors translated at this one boundary."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingConnection
+
+from hub.errors import BrokerUnavailable
+
+# Every pika error that means "the broker or the link to it is gone".
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.AMQPChannelError,
+    pika.exceptions.StreamLostError,
+    ConnectionError,
+    OSError,
+)
+
+START_HINT = "start it with: rabbitmq-server -detached"
+
+
+def connect(amqp_url: str, heartbeat_s: int = 30) -> BlockingConnection:
+    """Open a blocking connection.
+
+    Raises:
+        BrokerUnavailable: with a one-line reason that says how to start the broker.
+    """
+    parameters = pika.URLParameters(amqp_url)
+    parameters.heartbeat = heartbeat_s
+    parameters.blocked_connection_timeout = 60
+    parameters.connection_attempts = 1
+    parameters.socket_timeout = 5
+    with translate_broker_errors(amqp_url):
+        return BlockingConnection(parameters)
+
+
+@contextlib.contextmanager
+def translate_broker_errors(amqp_url: str) -> Iterator[None]:
+    """Turn pika's connection errors into :class:`BrokerUnavailable`."""
+    try:
+        yield
+    except CONNECTION_ERRORS as exc:
+        where = pika.URLParameters(amqp_url)
+        raise BrokerUnavailable(
+            f"RabbitMQ at {where.host}:{where.port} is unreachable "
+            f"({type(exc).__name__}: {exc or 'no answer'}); {START_HINT}"
+        ) from exc
+
+
+def close_quietly(connection: BlockingConnection | None) -> None:
+    """Close a connection that may already be dead."""
+    if connection is None or connection.is_closed:
+        return
+    with contextlib.suppress(*CONNECTION_ERRORS):
+        connection.close()

@@ -1,0 +1,140 @@
+"""Consuming with manual acks: a message is acked only after its handler's work committed.
+
+The loop survives the broker going away: it reconnects with backoff and lets the
+broker redeliver whatever was unacked, which the handlers deduplicate by message id.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic
+
+from hub.broker.connection import CONNECTION_ERRORS, close_quietly, connect, translate_broker_errors
+from hub.broker.publisher import ConfirmingPublisher
+from hub.errors import BrokerUnavailable, StoreUnavailable
+from hub.logging import get_logger
+
+log = get_logger(__name__)
+
+STORE_RETRY_PAUSE_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """One message as a handler sees it."""
+
+    queue: str
+    properties: pika.BasicProperties
+    body: bytes
+    redelivered: bool
+
+    @property
+    def message_id(self) -> str:
+        """The id the sender deduplicates by."""
+        return self.properties.message_id or ""
+
+
+Handler = Callable[[IncomingMessage, ConfirmingPublisher], None]
+OnConnect = Callable[[BlockingChannel], None]
+
+
+class ConsumerLoop:
+    """Consume ``queues`` with bounded prefetch and hand each message to ``handler``.
+
+    The handler commits its database work and publishes its follow-ups (with confirms)
+    before it returns; only then is the message acked. If it raises, the message is
+    returned to its queue; the queue's delivery limit parks a message that always fails.
+    """
+
+    def __init__(
+        self,
+        amqp_url: str,
+        queues: Sequence[str],
+        handler: Handler,
+        *,
+        prefetch: int = 50,
+        on_connect: OnConnect | None = None,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        self._amqp_url = amqp_url
+        self._queues = list(queues)
+        self._handler = handler
+        self._prefetch = prefetch
+        self._on_connect = on_connect
+        self._backoff_max_s = backoff_max_s
+        self.stop_requested = threading.Event()
+
+    def run(self) -> None:
+        """Consume until :attr:`stop_requested` is set, reconnecting whenever the link drops."""
+        backoff_s = 0.5
+        while not self.stop_requested.is_set():
+            try:
+                self._consume_once()
+                backoff_s = 0.5
+            except BrokerUnavailable as exc:
+                log.warning("broker_unavailable", reason=exc.reason, retry_in_s=backoff_s)
+                self.stop_requested.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, self._backoff_max_s)
+
+    def _consume_once(self) -> None:
+        connection = connect(self._amqp_url)
+        try:
+            with translate_broker_errors(self._amqp_url):
+                channel = connection.channel()
+                if self._on_connect:
+                    self._on_connect(channel)
+                publisher = ConfirmingPublisher(connection, self._amqp_url)
+                channel.basic_qos(prefetch_count=self._prefetch)
+                for queue in self._queues:
+                    channel.basic_consume(queue, self._callback_for(queue, channel, publisher))
+                log.info("consumer_started", queues=len(self._queues), prefetch=self._prefetch)
+                while not self.stop_requested.is_set():
+                    connection.process_data_events(time_limit=0.5)
+        finally:
+            close_quietly(connection)
+
+    def _callback_for(
+        self, queue: str, channel: BlockingChannel, publisher: ConfirmingPublisher
+    ) -> Callable[[BlockingChannel, Basic.Deliver, pika.BasicProperties, bytes], None]:
+        def on_message(
+            _channel: BlockingChannel,
+            method: Basic.Deliver,
+            properties: pika.BasicProperties,
+            body: bytes,
+        ) -> None:
+            message = IncomingMessage(queue, properties, body, bool(method.redelivered))
+            self._dispatch(message, publisher, channel, method.delivery_tag)
+
+        return on_message
+
+    def _dispatch(
+        self,
+        message: IncomingMessage,
+        publisher: ConfirmingPublisher,
+        channel: BlockingChannel,
+        delivery_tag: int,
+    ) -> None:
+        try:
+            self._handler(message, publisher)
+        except BrokerUnavailable:
+            raise  # the link is gone; the unacked message comes back after reconnecting
+        except StoreUnavailable as exc:
+            log.warning("store_unavailable", reason=exc.reason, message_id=message.message_id)
+            time.sleep(STORE_RETRY_PAUSE_S)
+            channel.basic_nack(delivery_tag, requeue=True)
+            return
+        except CONNECTION_ERRORS:
+            raise
+        except Exception:
+            # A bug or an unforeseen input: never crash the worker. The queue's delivery
+            # limit dead-letters a message that keeps failing.
+            log.exception("handler_failed", message_id=message.message_id, queue=message.queue)
+            channel.basic_nack(delivery_tag, requeue=True)
+            return
+        channel.basic_ack(delivery_tag)

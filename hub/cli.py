@@ -1,0 +1,143 @@
+"""The ``hub`` command: run the hub's jobs, migrate its store, and whatever plugins add."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import click
+
+from hub.errors import HubError
+from hub.logging import configure_logging
+from hub.settings import Settings
+
+COMMAND_GROUP = "hub.commands"
+
+
+class HubGroup(click.Group):
+    """A click group that also offers the commands installed under ``hub.commands``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Built-in and plugin command names, sorted."""
+        plugins = [entry_point.name for entry_point in entry_points(group=COMMAND_GROUP)]
+        return sorted({*super().list_commands(ctx), *plugins})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """A built-in command, or the plugin registered under that name."""
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        for entry_point in entry_points(group=COMMAND_GROUP):
+            if entry_point.name == cmd_name:
+                loaded: click.Command = entry_point.load()
+                return loaded
+        return None
+
+
+@click.group(cls=HubGroup)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Settings TOML file (default: $HUB_CONFIG, else built-in defaults).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """The integration hub for regional e-government: ePUAP and legacy systems, over RabbitMQ."""
+    settings = Settings.load(config_path)
+    configure_logging(settings)
+    ctx.obj = settings
+
+
+@cli.group()
+def db() -> None:
+    """Manage the hub's database."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.pass_obj
+def db_upgrade(settings: Settings, revision: str) -> None:
+    """Create or migrate the store to the newest schema (SQLite or PostgreSQL)."""
+    from hub.store.migrate import upgrade_database
+
+    upgrade_database(settings, revision)
+    click.echo(f"database at {_safe_url(settings.database_url)} is at revision {revision}")
+
+
+@cli.command()
+@click.option("--role", type=click.Choice(["all", "route", "deliver"]), default="all", show_default=True)
+@click.pass_obj
+def worker(settings: Settings, role: str) -> None:
+    """Consume routing and/or delivery queues until SIGTERM."""
+    from hub.runtime import build_worker, stop_on_signals
+    from hub.store.repository import Store
+
+    roles = {"route", "deliver"} if role == "all" else {role}
+    store = Store.from_url(settings.database_url)
+    loop = build_worker(settings, store, roles)
+    stop_on_signals(loop.stop_requested)
+    loop.run()
+
+
+@cli.command()
+@click.pass_obj
+def relay(settings: Settings) -> None:
+    """Publish the transactional outbox to RabbitMQ until SIGTERM (one per database)."""
+    from hub.runtime import build_relay, stop_on_signals
+    from hub.store.repository import Store
+
+    outbox_relay, endpoints = build_relay(settings, Store.from_url(settings.database_url))
+    stop_on_signals(outbox_relay.stop_requested)
+    outbox_relay.run(endpoints)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Poll every channel once and exit.")
+@click.pass_obj
+def poll(settings: Settings, once: bool) -> None:
+    """Pull national inboxes (ePUAP) on a schedule until SIGTERM (one per database)."""
+    from hub.inbound import accept_into
+    from hub.runtime import build_poller, stop_on_signals
+    from hub.store.repository import Store
+
+    store = Store.from_url(settings.database_url)
+    poller = build_poller(settings, store)
+    if once:
+        click.echo(f"fetched {poller.poll_round(accept_into(store))} document(s)")
+        return
+    stop_on_signals(poller.stop_requested)
+    poller.run()
+
+
+@cli.command()
+@click.option("--host", default=None, help="Bind address (default: settings http_host).")
+@click.option("--port", type=int, default=None, help="Port (default: settings http_port).")
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.pass_obj
+def serve(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
+    """Serve the HTTP API and monitoring under gunicorn."""
+    from hub.serving import serve as run_server
+    from hub.web import create_app
+
+    run_server(create_app(settings), host or settings.http_host, port or settings.http_port, workers)
+
+
+def _safe_url(url: str) -> str:
+    # Never print a password from the database URL.
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, credentials = head.partition("://")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{tail}"
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning the hub's own errors into one clear line."""
+    try:
+        cli(standalone_mode=True)
+    except HubError as exc:
+        click.echo(f"hub: {exc.reason}", err=True)
+        sys.exit(2)

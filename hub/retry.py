@@ -1,0 +1,35 @@
+"""Backoff across attempts: which delay tier a failed delivery waits in, and when to give up."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Fixed delay tiers (one RabbitMQ delay queue each) and a cap on attempts."""
+
+    delays_s: tuple[int, ...]
+    max_attempts: int
+
+    def gives_up_after(self, attempt_number: int) -> bool:
+        """Whether attempt ``attempt_number`` (1-based) was the last one allowed."""
+        return attempt_number >= self.max_attempts
+
+    def delay_after(self, attempt_number: int, retry_after_s: float | None = None) -> int:
+        """The tier to wait in after attempt ``attempt_number`` failed.
+
+        The n-th failure waits in the n-th tier (the last tier repeats); a destination's
+        Retry-After moves it up to the first tier at least that long.
+        """
+        delay = self.delays_s[min(attempt_number, len(self.delays_s)) - 1]
+        if retry_after_s is not None:
+            delay = max(delay, shortest_tier_at_least(self.delays_s, retry_after_s))
+        return delay
+
+
+def shortest_tier_at_least(delays_s: Sequence[int], wait_s: float) -> int:
+    """The shortest tier that waits at least ``wait_s`` (or the longest tier there is)."""
+    longer = [delay for delay in sorted(delays_s) if delay >= wait_s]
+    return longer[0] if longer else max(delays_s)

@@ -1,0 +1,144 @@
+"""One typed, frozen settings object, loaded once in the entry point and handed down.
+
+Sources, later ones winning: the defaults below, a TOML file (``--config`` or
+``HUB_CONFIG``), then ``HUB_<FIELD>`` environment variables (``HUB_DATABASE_URL``,
+``HUB_AMQP_URL``, ...). Tuples are written comma-separated in the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hub.errors import ConfigurationError
+
+ENV_PREFIX = "HUB_"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+def embedded_region_path() -> Path:
+    """The sample region shipped inside the package (offices, endpoints, routes)."""
+    return Path(str(resources.files("hub") / "defaults" / "region.toml"))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of the hub, with safe defaults for a single machine."""
+
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    amqp_url: str = DEFAULT_AMQP_URL
+    queue_prefix: str = "hub"
+    region_path: Path = field(default_factory=embedded_region_path)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_format: str = "console"
+    log_level: str = "info"
+    prefetch: int = 50
+    relay_batch_size: int = 500
+    relay_idle_s: float = 0.05
+    poll_interval_s: float = 1.0
+    delivery_timeout_s: float = 10.0
+    delivery_lease_s: float = 60.0
+    retry_delays_s: tuple[int, ...] = (10, 60, 600, 3600)
+    max_attempts: int = 8
+    broker_backoff_max_s: float = 30.0
+    singleton_lease_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            sqlite_path = (self.var_dir / "hub.db").resolve()
+            object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
+        if self.log_format not in {"console", "json"}:
+            raise ConfigurationError(f"log_format must be 'console' or 'json', not {self.log_format!r}")
+        if not self.retry_delays_s or any(delay <= 0 for delay in self.retry_delays_s):
+            raise ConfigurationError("retry_delays_s must list positive whole seconds")
+        if self.max_attempts < 1:
+            raise ConfigurationError("max_attempts must be at least 1")
+
+    @classmethod
+    def load(
+        cls, config_path: Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from defaults, an optional TOML file and the environment.
+
+        Raises:
+            ConfigurationError: the file is missing or invalid, or a value has the wrong type.
+        """
+        environ = os.environ if environ is None else environ
+        path = config_path or _path_or_none(environ.get(f"{ENV_PREFIX}CONFIG"))
+        values: dict[str, Any] = _read_toml(path) if path else {}
+        values.update(_from_environment(environ))
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Build settings from a mapping of field names to raw values."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigurationError(f"unknown settings: {', '.join(unknown)}")
+        coerced = {name: _coerce(name, known[name].type, raw) for name, raw in values.items()}
+        return cls(**coerced)
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with ``changes`` applied (values already typed)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the store is SQLite (one writer at a time, file under ``var_dir``)."""
+        return self.database_url.startswith("sqlite")
+
+
+def _path_or_none(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as stream:
+            data = tomllib.load(stream)
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"settings file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"settings file {path} is not valid TOML: {exc}") from exc
+    # The file may keep the hub's settings under [hub] so it can share a file with others.
+    section = data.get("hub", data)
+    if not isinstance(section, dict):
+        raise ConfigurationError(f"settings file {path}: [hub] must be a table")
+    return section
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    names = {f.name for f in dataclasses.fields(Settings)}
+    found = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in names:
+                found[name] = value
+    return found
+
+
+def _coerce(name: str, annotation: object, raw: Any) -> Any:
+    kind = str(annotation)
+    try:
+        if kind == "Path":
+            return Path(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind.startswith("tuple"):
+            items = raw.split(",") if isinstance(raw, str) else raw
+            return tuple(int(item) for item in items)
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"setting {name}: {raw!r} is not a valid {kind}") from exc

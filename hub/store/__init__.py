@@ -1,0 +1,1 @@
+"""The store: SQLAlchemy models, the repository the hub writes through, and migrations."""

@@ -1,0 +1,58 @@
+"""Engines for SQLite (the embedded default) and PostgreSQL, and the error boundary for both."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy.exc
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+
+from hub.errors import StoreUnavailable
+
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def create_store_engine(database_url: str) -> Engine:
+    """An engine tuned for the hub's many short write transactions."""
+    if database_url.startswith("sqlite"):
+        return _sqlite_engine(database_url)
+    return create_engine(database_url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+
+
+def _sqlite_engine(database_url: str) -> Engine:
+    engine = create_engine(database_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take over transaction control from pysqlite so BEGIN IMMEDIATE can be issued:
+        # several hub processes write at once, and a deferred transaction that later
+        # needs the write lock fails with "database is locked" instead of waiting.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextlib.contextmanager
+def translate_store_errors() -> Iterator[None]:
+    """Turn lost connections, locks and timeouts into :class:`StoreUnavailable`."""
+    try:
+        yield
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+        raise StoreUnavailable(f"database unavailable: {exc.orig or exc}") from exc
+    except sqlalchemy.exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable(f"database connection lost: {exc.orig or exc}") from exc
+        raise

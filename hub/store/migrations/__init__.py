@@ -1,0 +1,1 @@
+"""Alembic migrations of the store; run with ``hub db upgrade``."""

@@ -1,0 +1,179 @@
+"""The store's tables: messages, deliveries, attempts, receipts, cases, audit and outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite has no BIGINT autoincrement; INTEGER PRIMARY KEY is its rowid.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+UUID_LENGTH = 36
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the hub's naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class MessageRow(Base):
+    """One document the hub received: the envelope, its body and its overall status."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
+    correlation_id: Mapped[str] = mapped_column(String(100), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(300), unique=True)
+    document_type: Mapped[str] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(String(100))
+    destination: Mapped[str] = mapped_column(String(100), index=True)
+    content_type: Mapped[str] = mapped_column(String(100))
+    headers: Mapped[str] = mapped_column(Text, default="{}")
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeliveryRow(Base):
+    """One message's way to one destination endpoint; the database owns its counters."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("message_id", "endpoint", name="uq_deliveries_message_endpoint"),)
+
+    id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(100), index=True)
+    route: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    external_reference: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AttemptRow(Base):
+    """One try of one delivery: when, how long, and how it ended."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    error_class: Mapped[str | None] = mapped_column(String(200))
+    error_text: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float | None]
+
+
+class ReceiptRow(Base):
+    """Evidence from the other side: UPP, UPO, UPD, e-Doręczenia evidences, acknowledgements."""
+
+    __tablename__ = "receipts"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    delivery_id: Mapped[str | None] = mapped_column(ForeignKey("deliveries.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    external_id: Mapped[str | None] = mapped_column(String(300))
+    document: Mapped[bytes | None] = mapped_column(LargeBinary)
+    signature_valid: Mapped[bool | None] = mapped_column(Boolean)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CaseRow(Base):
+    """A citizen's case as the portal sees it; its id is the correlation id."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    office: Mapped[str] = mapped_column(String(20), index=True)
+    status: Mapped[str] = mapped_column(String(40))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CaseEventRow(Base):
+    """One step in a case's history, reported by a domain system or the hub."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    event: Mapped[str] = mapped_column(String(40))
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    """Hash-chained record of state changes: each row holds the SHA-256 of the previous one."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str | None] = mapped_column(String(UUID_LENGTH), index=True)
+    event: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(100))
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+
+class OutboxRow(Base):
+    """A message to publish, written in the same transaction as the state that needs it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unsent", "sent_at", "id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"))
+    routing_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SingletonLockRow(Base):
+    """A lease that lets exactly one relay or poller run against this database."""
+
+    __tablename__ = "singleton_locks"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,263 @@
+"""The two consumers of the hub: the router (``accepted``) and the deliverer (``deliver.*``).
+
+Both follow one rule: write the outcome to the store, publish what follows with
+confirms, and only then let the consumer loop ack. A redelivered message finds its
+own earlier work in the store and does not repeat an effect.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pika
+import structlog
+
+from hub.adapters import OutboundAdapter, outbound_adapter
+from hub.broker.codec import from_amqp, header, to_amqp
+from hub.broker.consumer import IncomingMessage
+from hub.broker.publisher import ConfirmingPublisher
+from hub.broker.topology import Topology
+from hub.envelope import Envelope
+from hub.errors import (
+    DeliveryError,
+    MappingError,
+    PermanentDeliveryError,
+    RejectedInput,
+    TransientDeliveryError,
+)
+from hub.logging import get_logger
+from hub.region import Region
+from hub.retry import RetryPolicy, shortest_tier_at_least
+from hub.routing import RouteDecision, Router
+from hub.settings import Settings
+from hub.states import DeliveryStatus, MessageStatus
+from hub.store.repository import Claim, ClaimResult, PlannedDelivery, Store
+
+log = get_logger(__name__)
+
+ENDPOINT_HEADER = "hub-endpoint"
+REASON_HEADER = "hub-dead-reason"
+
+
+def worker_name() -> str:
+    """This process's name in attempt rows: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def publish_dead(
+    publisher: ConfirmingPublisher,
+    topology: Topology,
+    message: IncomingMessage,
+    reason: str,
+) -> None:
+    """Park ``message`` in the dead-letter queue with the reason in a header."""
+    headers = dict(message.properties.headers or {})
+    headers[REASON_HEADER] = reason[:1000]
+    headers["hub-dead-from"] = message.queue
+    properties = pika.BasicProperties(
+        message_id=message.properties.message_id,
+        correlation_id=message.properties.correlation_id,
+        content_type=message.properties.content_type,
+        delivery_mode=pika.DeliveryMode.Persistent,
+        headers=headers,
+    )
+    publisher.publish(topology.exchange, topology.dead_key, properties, message.body)
+
+
+class RoutingWorker:
+    """Routes accepted documents: decide destinations, store deliveries, publish them."""
+
+    def __init__(self, store: Store, router: Router, topology: Topology) -> None:
+        self._store = store
+        self._router = router
+        self._topology = topology
+
+    def handle(self, message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
+        """Route one accepted document (idempotent by envelope id)."""
+        try:
+            envelope = from_amqp(message.properties, message.body)
+        except (KeyError, ValueError) as exc:
+            publish_dead(publisher, self._topology, message, f"not a hub envelope: {exc!r}")
+            return
+        with structlog.contextvars.bound_contextvars(
+            envelope_id=str(envelope.envelope_id), correlation_id=envelope.correlation_id
+        ):
+            self._route(envelope, message, publisher)
+
+    def _route(
+        self, envelope: Envelope, message: IncomingMessage, publisher: ConfirmingPublisher
+    ) -> None:
+        message_id = str(envelope.envelope_id)
+        status = self._store.message_status(message_id)
+        if status is None:
+            publish_dead(publisher, self._topology, message, "the store has no such message")
+            return
+        if status in {MessageStatus.REJECTED, MessageStatus.DEAD}:
+            return
+        try:
+            decisions = self._router.decide(envelope)
+            outgoing = {decision.endpoint: (decision, decision.apply(envelope)) for decision in decisions}
+        except (RejectedInput, MappingError) as exc:
+            self._store.reject_message(message_id, f"{exc.code}: {exc.reason}")
+            log.info("document_rejected", code=exc.code, reason=exc.reason)
+            return
+        tickets = self._store.record_routing(
+            message_id, [PlannedDelivery(d.endpoint, d.route) for d, _ in outgoing.values()]
+        )
+        for ticket in tickets:
+            # Only pending deliveries need a message; the others are in flight or done.
+            if ticket.status is DeliveryStatus.PENDING and ticket.endpoint in outgoing:
+                decision, routed = outgoing[ticket.endpoint]
+                self._publish_delivery(publisher, decision, routed, ticket.delivery_id)
+        log.info("document_routed", endpoints=sorted(outgoing))
+
+    def _publish_delivery(
+        self,
+        publisher: ConfirmingPublisher,
+        decision: RouteDecision,
+        envelope: Envelope,
+        delivery_id: str,
+    ) -> None:
+        properties, body = to_amqp(
+            envelope, delivery_id, {ENDPOINT_HEADER: decision.endpoint, "hub-route": decision.route}
+        )
+        publisher.publish(
+            self._topology.exchange, self._topology.delivery_key(decision.endpoint), properties, body
+        )
+
+
+@dataclass
+class DeliveryWorker:
+    """Delivers to endpoints through their adapters, recording every attempt."""
+
+    store: Store
+    region: Region
+    settings: Settings
+    topology: Topology
+    adapters: dict[str, OutboundAdapter] = field(default_factory=dict)
+    name: str = field(default_factory=worker_name)
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """The retry tiers and attempt cap from the settings."""
+        return RetryPolicy(self.settings.retry_delays_s, self.settings.max_attempts)
+
+    def handle(self, message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
+        """Make one attempt at one delivery (idempotent by delivery id)."""
+        endpoint = header(message.properties, ENDPOINT_HEADER) or ""
+        try:
+            envelope = from_amqp(message.properties, message.body)
+        except (KeyError, ValueError) as exc:
+            publish_dead(publisher, self.topology, message, f"not a hub envelope: {exc!r}")
+            return
+        with structlog.contextvars.bound_contextvars(
+            envelope_id=str(envelope.envelope_id),
+            correlation_id=envelope.correlation_id,
+            endpoint=endpoint,
+            delivery_id=message.message_id,
+        ):
+            self._attempt(endpoint, envelope, message, publisher)
+
+    def stop(self) -> None:
+        """Stop every adapter this worker opened."""
+        for adapter in self.adapters.values():
+            adapter.stop()
+
+    def _attempt(
+        self,
+        endpoint: str,
+        envelope: Envelope,
+        message: IncomingMessage,
+        publisher: ConfirmingPublisher,
+    ) -> None:
+        claim = self.store.claim_delivery(
+            message.message_id, self.name, self.settings.delivery_lease_s
+        )
+        if claim.result is not ClaimResult.CLAIMED:
+            self._not_claimed(claim, message, publisher)
+            return
+        with structlog.contextvars.bound_contextvars(attempt=claim.attempt_number):
+            started = time.perf_counter()
+            try:
+                receipt = self._adapter(endpoint).deliver(envelope)
+            except DeliveryError as exc:
+                self._failed(exc, claim, message, publisher, started)
+                return
+            self.store.complete_delivery(message.message_id, claim.attempt_id, receipt.external_reference)
+            log.info(
+                "delivery_finished",
+                outcome="delivered",
+                attempts=claim.attempt_number,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                reference=receipt.external_reference,
+            )
+
+    def _not_claimed(
+        self, claim: Claim, message: IncomingMessage, publisher: ConfirmingPublisher
+    ) -> None:
+        if claim.result is ClaimResult.ALREADY_FINAL:
+            log.info("duplicate_delivery_skipped")
+        elif claim.result is ClaimResult.UNKNOWN:
+            publish_dead(publisher, self.topology, message, "the store has no such delivery")
+        else:
+            # Another worker holds the lease (or died holding it): look again once it ends.
+            delay_s = shortest_tier_at_least(self.settings.retry_delays_s, claim.lease_left_s)
+            self._publish_delayed(publisher, message, delay_s)
+            log.info("delivery_held_elsewhere", retry_in_s=delay_s)
+
+    def _failed(
+        self,
+        error: DeliveryError,
+        claim: Claim,
+        message: IncomingMessage,
+        publisher: ConfirmingPublisher,
+        started: float,
+    ) -> None:
+        permanent = isinstance(error, PermanentDeliveryError) or not isinstance(
+            error, TransientDeliveryError
+        )
+        give_up = permanent or self.policy.gives_up_after(claim.attempt_number)
+        retry_after_s = error.retry_after_s if isinstance(error, TransientDeliveryError) else None
+        delay_s = self.policy.delay_after(claim.attempt_number, retry_after_s)
+        next_attempt_at = None if give_up else datetime.now(UTC) + timedelta(seconds=delay_s)
+        self.store.fail_delivery(
+            message.message_id, claim.attempt_id, error, give_up=give_up, next_attempt_at=next_attempt_at
+        )
+        if give_up:
+            publish_dead(publisher, self.topology, message, f"{error.code}: {error.reason}")
+        else:
+            self._publish_delayed(publisher, message, delay_s)
+        log.warning(
+            "delivery_finished",
+            outcome="dead" if give_up else "retrying",
+            attempts=claim.attempt_number,
+            error_class=type(error).__name__,
+            error=error.reason,
+            retry_in_s=None if give_up else delay_s,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+
+    def _publish_delayed(
+        self, publisher: ConfirmingPublisher, message: IncomingMessage, delay_s: int
+    ) -> None:
+        # The delay queue dead-letters the message back with its own routing key.
+        endpoint = header(message.properties, ENDPOINT_HEADER) or ""
+        properties = message.properties
+        publisher.publish(
+            self.topology.delay_exchange(delay_s),
+            self.topology.delivery_key(endpoint),
+            properties,
+            message.body,
+        )
+
+    def _adapter(self, endpoint: str) -> OutboundAdapter:
+        if endpoint not in self.adapters:
+            config = self.region.endpoints.get(endpoint)
+            if config is None:
+                raise PermanentDeliveryError(f"endpoint {endpoint!r} is not configured")
+            self.adapters[endpoint] = outbound_adapter(config, self.settings)
+        return self.adapters[endpoint]

@@ -1,0 +1,1 @@
+"""What the regional IT centre watches: readiness, message states, and (later) the dashboard."""

@@ -1,0 +1,56 @@
+"""The monitoring routes plugged into the hub's Flask app (entry point ``hub.web``)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, current_app, jsonify
+
+from hub.broker.connection import close_quietly, connect
+from hub.errors import HubError
+from hub.settings import Settings
+from hub.store.repository import Store
+from monitoring.queries import message_trace, status_counts
+
+blueprint = Blueprint("monitoring", __name__)
+
+
+def register(app: Flask) -> None:
+    """Add the monitoring routes to ``app``."""
+    app.register_blueprint(blueprint)
+
+
+def _store() -> Store:
+    store: Store = current_app.config["HUB_STORE"]
+    return store
+
+
+@blueprint.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """Ready when both the database and the broker answer."""
+    settings: Settings = current_app.config["HUB_SETTINGS"]
+    problems: dict[str, str] = {}
+    try:
+        status_counts(_store())
+    except HubError as exc:
+        problems["database"] = exc.reason
+    try:
+        close_quietly(connect(settings.amqp_url))
+    except HubError as exc:
+        problems["broker"] = exc.reason
+    status = 503 if problems else 200
+    return jsonify({"ready": not problems, "problems": problems}), status
+
+
+@blueprint.get("/api/summary")
+def summary() -> Response:
+    """Message counts by status."""
+    return jsonify({"messages_by_status": status_counts(_store())})
+
+
+@blueprint.get("/api/messages/<message_id>")
+def message(message_id: str) -> tuple[Response, int]:
+    """One message's trace: deliveries and attempts."""
+    trace = message_trace(_store(), message_id)
+    if trace is None:
+        problem = {"type": "urn:hub:problem:not-found", "title": "no such message", "status": 404}
+        return jsonify(problem), 404
+    return jsonify(trace), 200

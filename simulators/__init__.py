@@ -1,0 +1,1 @@
+"""The outside world in a box: simulators of the national systems the hub talks to."""

@@ -1,0 +1,313 @@
+"""``hub demo``: the whole hub on the embedded defaults, fed by simulated ePUAP inboxes.
+
+Starts the ePUAP and EOD simulators, the outbox relay, workers and the poller as real
+processes against the local RabbitMQ and a fresh SQLite store (or ``HUB_DATABASE_URL``),
+puts N pisma ogólne into the inboxes of K offices, waits until each is delivered or
+dead, and prints a summary. It exits 0 only if every document reached its office's EOD
+exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import requests
+from sqlalchemy import select
+
+from hub.broker.connection import close_quietly, connect
+from hub.broker.topology import Topology
+from hub.errors import HubError
+from hub.region import Office, Region, load_region
+from hub.settings import Settings
+from hub.states import MessageStatus
+from hub.store.migrate import upgrade_database
+from hub.store.models import MessageRow
+from hub.store.repository import Store
+from simulators.processes import ChildProcess, start_hub_process, start_simulator, stop_all
+
+DEMO_QUEUE_PREFIX = "hub-demo"
+FINAL_STATUSES = {MessageStatus.DELIVERED, MessageStatus.DEAD, MessageStatus.REJECTED}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """The figures of one demo run."""
+
+    submitted: int
+    delivered: int
+    dead_lettered: int
+    rejected: int
+    duplicates_at_destination: int
+    missing_at_destination: int
+    elapsed_s: float
+    docs_per_s: float
+    p50_ms: float
+    p99_ms: float
+    end_to_end_p99_ms: float
+    database: str
+    offices: int
+    workers: int
+
+    @property
+    def exactly_once(self) -> bool:
+        """Every document delivered, none twice, none missing at the destination."""
+        return (
+            self.delivered == self.submitted
+            and self.duplicates_at_destination == 0
+            and self.missing_at_destination == 0
+        )
+
+
+@click.command("demo")
+@click.option("--documents", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--offices", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@click.option("--timeout-s", type=float, default=600.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line of figures.")
+@click.option("--serve", is_flag=True, help="Keep the hub running (HTTP API) until Ctrl-C.")
+@click.pass_obj
+def demo_command(
+    settings: Settings, documents: int, offices: int, workers: int, timeout_s: float, as_json: bool, serve: bool
+) -> None:
+    """Carry N simulated ePUAP filings to K offices' EOD systems, end to end."""
+    demo = Demo(_demo_settings(settings), offices, workers)
+    try:
+        demo.start(serve)
+        result = demo.run(documents, timeout_s)
+        _report(result, as_json)
+        if serve:
+            demo.serve_until_interrupted()
+    finally:
+        demo.stop()
+    if not result.exactly_once:
+        raise SystemExit(1)
+
+
+def _demo_settings(settings: Settings) -> Settings:
+    demo_dir = settings.var_dir / "demo"
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    changes: dict[str, Any] = {"queue_prefix": DEMO_QUEUE_PREFIX, "var_dir": demo_dir}
+    if "HUB_DATABASE_URL" not in os.environ:
+        database = (demo_dir / "hub.db").resolve()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        changes["database_url"] = f"sqlite:///{database}"
+    return settings.replace(**changes)
+
+
+class Demo:
+    """The simulators and hub processes of one demo run."""
+
+    def __init__(self, settings: Settings, office_count: int, worker_count: int) -> None:
+        self.settings = settings
+        region = load_region(settings.region_path)
+        self.office_ids = [office.id for office in list(region.offices.values())[:office_count]]
+        self.region: Region = region.restricted_to(self.office_ids)
+        self.worker_count = worker_count
+        self.children: list[ChildProcess] = []
+        self.urls: dict[str, str] = {}
+        self.store = Store.from_url(settings.database_url)
+        self.started_at = datetime.now(UTC)
+
+    def start(self, serve: bool) -> None:
+        """Check the broker, reset the demo's queues, start simulators and hub processes."""
+        self._reset_queues()
+        upgrade_database(self.settings)
+        for name, module in (("epuap", "simulators.epuap"), ("eod", "simulators.eod")):
+            child, url = start_simulator(module)
+            self.children.append(child)
+            self.urls[name] = url
+        # Reload with the simulators' real addresses filled into the region's URLs.
+        environ = {**os.environ, "HUB_EPUAP_URL": self.urls["epuap"], "HUB_EOD_URL": self.urls["eod"]}
+        self.region = load_region(self.settings.region_path, environ).restricted_to(self.office_ids)
+        region_path = self._write_region()
+        env = self._child_env(region_path)
+        log_dir = self.settings.var_dir / "logs"
+        self.children.append(start_hub_process("relay", ["relay"], env, log_dir))
+        for number in range(self.worker_count):
+            self.children.append(start_hub_process(f"worker-{number}", ["worker"], env, log_dir))
+        self.children.append(start_hub_process("poller", ["poll"], env, log_dir))
+        if serve:
+            self.children.append(start_hub_process("serve", ["serve"], env, log_dir))
+
+    def run(self, documents: int, timeout_s: float) -> DemoResult:
+        """Fill the inboxes, wait for every document to settle, and measure."""
+        self.started_at = datetime.now(UTC)
+        started = time.monotonic()
+        self._enqueue(documents)
+        rows = self._wait_until_settled(documents, started + timeout_s)
+        elapsed_s = max(time.monotonic() - started, 1e-9)
+        return self._result(documents, rows, elapsed_s)
+
+    def serve_until_interrupted(self) -> None:
+        """Keep everything running until Ctrl-C."""
+        click.echo(
+            f"hub serving on http://{self.settings.http_host}:{self.settings.http_port} "
+            f"(ePUAP simulator {self.urls['epuap']}, EOD simulator {self.urls['eod']}); Ctrl-C stops",
+            err=True,
+        )
+        try:
+            while all(child.alive() for child in self.children):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return
+
+    def stop(self) -> None:
+        """Stop every process this demo started."""
+        stop_all(self.children)
+        self.store.close()
+
+    def _reset_queues(self) -> None:
+        connection = connect(self.settings.amqp_url)
+        try:
+            topology = Topology(self.settings.queue_prefix)
+            topology.delete(connection.channel(), self.region.endpoints, self.settings.retry_delays_s)
+        finally:
+            close_quietly(connection)
+
+    def _write_region(self) -> Path:
+        path = self.settings.var_dir / "region.toml"
+        path.write_text(render_region(self.region), encoding="utf-8")
+        return path
+
+    def _child_env(self, region_path: Path) -> dict[str, str]:
+        return {
+            "HUB_DATABASE_URL": self.settings.database_url,
+            "HUB_AMQP_URL": self.settings.amqp_url,
+            "HUB_QUEUE_PREFIX": self.settings.queue_prefix,
+            "HUB_REGION_PATH": str(region_path.resolve()),
+            "HUB_VAR_DIR": str(self.settings.var_dir.resolve()),
+            "HUB_POLL_INTERVAL_S": "0.2",
+            "HUB_LOG_FORMAT": "json",
+            "HUB_EPUAP_URL": self.urls["epuap"],
+            "HUB_EOD_URL": self.urls["eod"],
+        }
+
+    def _enqueue(self, documents: int) -> None:
+        offices = list(self.region.offices.values())
+        counts = [documents // len(offices) + (1 if index < documents % len(offices) else 0) for index in range(len(offices))]
+        mailboxes = [
+            {"address": office.esp_address, "office_name": office.name, "office_teryt": office.id.replace("_", ""), "count": count}
+            for office, count in zip(offices, counts, strict=True)
+            if count
+        ]
+        response = requests.post(
+            f"{self.urls['epuap']}/_sim/documents",
+            json={"mailboxes": mailboxes, "seed": 2026, "attachments": 1},
+            timeout=120,
+        )
+        response.raise_for_status()
+
+    def _wait_until_settled(self, documents: int, deadline: float) -> list[MessageRow]:
+        rows: list[MessageRow] = []
+        while time.monotonic() < deadline:
+            rows = self._demo_messages()
+            settled = sum(1 for row in rows if MessageStatus(row.status) in FINAL_STATUSES)
+            if settled >= documents:
+                break
+            if not all(child.alive() for child in self.children):
+                dead = [child.name for child in self.children if not child.alive()]
+                raise HubError(f"demo process(es) exited early: {dead}; see {self.settings.var_dir / 'logs'}")
+            time.sleep(0.25)
+        return rows
+
+    def _demo_messages(self) -> list[MessageRow]:
+        with self.store.transaction() as session:
+            return list(
+                session.scalars(select(MessageRow).where(MessageRow.received_at >= self.started_at))
+            )
+
+    def _result(self, documents: int, rows: list[MessageRow], elapsed_s: float) -> DemoResult:
+        delivered = [row for row in rows if row.status == MessageStatus.DELIVERED]
+        hub_ms = sorted(_ms(row.received_at, row.delivered_at) for row in delivered)
+        end_to_end_ms = sorted(_ms(row.submitted_at or row.received_at, row.delivered_at) for row in delivered)
+        arrivals = requests.get(f"{self.urls['eod']}/_sim/received", timeout=30).json()
+        delivered_ids = {row.id for row in delivered}
+        return DemoResult(
+            submitted=documents,
+            delivered=len(delivered),
+            dead_lettered=sum(1 for row in rows if row.status == MessageStatus.DEAD),
+            rejected=sum(1 for row in rows if row.status == MessageStatus.REJECTED),
+            duplicates_at_destination=sum(entry["count"] - 1 for entry in arrivals.values()),
+            missing_at_destination=len(delivered_ids - set(arrivals)),
+            elapsed_s=round(elapsed_s, 3),
+            docs_per_s=round(len(delivered) / elapsed_s, 1),
+            p50_ms=_percentile(hub_ms, 50),
+            p99_ms=_percentile(hub_ms, 99),
+            end_to_end_p99_ms=_percentile(end_to_end_ms, 99),
+            database="sqlite" if self.settings.is_sqlite else self.settings.database_url.split(":", 1)[0],
+            offices=len(self.region.offices),
+            workers=self.worker_count,
+        )
+
+
+def render_region(region: Region) -> str:
+    """The region as TOML, in the same shape as the embedded default file."""
+    lines = [f"[region]\nname = {_quote(region.name)}\n"]
+    lines += [_office_toml(office) for office in region.offices.values()]
+    for endpoint in region.endpoints.values():
+        lines.append(
+            f"[[endpoints]]\nname = {_quote(endpoint.name)}\nkind = {_quote(endpoint.kind)}\n"
+            f"url = {_quote(endpoint.url)}\ntimeout_s = {endpoint.timeout_s}\n"
+        )
+    for route in region.routes:
+        offices = "*" if route.offices is None else sorted(route.offices)
+        lines.append(
+            f"[[routes]]\nname = {_quote(route.name)}\ndocument_type = {_quote(route.document_type)}\n"
+            f"target_system = {_quote(route.target_system)}\noffices = {json.dumps(offices)}\n"
+            f"steps = {json.dumps(list(route.steps))}\n"
+        )
+    for channel in region.inbound:
+        lines.append(f"[[inbound]]\nname = {_quote(channel.name)}\nkind = {_quote(channel.kind)}\nurl = {_quote(channel.url)}\n")
+    return "\n".join(lines)
+
+
+def _office_toml(office: Office) -> str:
+    return (
+        f"[[offices]]\nid = {_quote(office.id)}\nname = {_quote(office.name)}\n"
+        f"kind = {_quote(office.kind)}\nesp = {_quote(office.esp_address)}\n"
+    )
+
+
+def _quote(text: str) -> str:
+    # JSON string syntax is valid TOML basic-string syntax; keep "${...}" literal.
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _ms(start: datetime | None, end: datetime | None) -> float:
+    if start is None or end is None:
+        return 0.0
+    return (end - start).total_seconds() * 1000
+
+
+def _percentile(values: list[float], percent: int) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return round(values[0], 1)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[percent - 1], 1)
+
+
+def _report(result: DemoResult, as_json: bool) -> None:
+    verdict = "every document delivered exactly once" if result.exactly_once else "NOT exactly once"
+    click.echo(
+        f"demo: {result.submitted} filings to {result.offices} offices on {result.database}: "
+        f"{result.delivered} delivered, {result.dead_lettered} dead, {result.rejected} rejected, "
+        f"{result.duplicates_at_destination} duplicates at the EOD; {verdict}"
+    )
+    click.echo(
+        f"demo: {result.elapsed_s} s, {result.docs_per_s} docs/s, hub latency p50 {result.p50_ms} ms, "
+        f"p99 {result.p99_ms} ms (inbox to EOD p99 {result.end_to_end_p99_ms} ms)"
+    )
+    if as_json:
+        figures = {key: getattr(result, key) for key in result.__dataclass_fields__}
+        figures["exactly_once"] = result.exactly_once
+        click.echo(json.dumps(figures))

@@ -1,0 +1,1 @@
+"""A simulated office document-management system (EOD) with a REST registration interface."""
