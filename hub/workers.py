@@ -187,7 +187,7 @@ class DeliveryWorker:
             except DeliveryError as exc:
                 self._failed(exc, claim, message, publisher, started)
                 return
-            self.store.complete_delivery(message.message_id, claim.attempt_id, receipt.external_reference)
+            self.store.complete_delivery(message.message_id, claim, receipt.external_reference)
             log.info(
                 "delivery_finished",
                 outcome="delivered",
@@ -225,7 +225,7 @@ class DeliveryWorker:
         delay_s = self.policy.delay_after(claim.attempt_number, retry_after_s)
         next_attempt_at = None if give_up else datetime.now(UTC) + timedelta(seconds=delay_s)
         self.store.fail_delivery(
-            message.message_id, claim.attempt_id, error, give_up=give_up, next_attempt_at=next_attempt_at
+            message.message_id, claim, error, give_up=give_up, next_attempt_at=next_attempt_at
         )
         if give_up:
             publish_dead(publisher, self.topology, message, f"{error.code}: {error.reason}")

@@ -12,7 +12,7 @@ from hub.store.repository import Store
 
 def status_counts(store: Store) -> dict[str, int]:
     """How many messages stand in each status."""
-    with store.transaction() as session:
+    with store.session() as session:
         rows = session.execute(
             select(MessageRow.status, func.count()).group_by(MessageRow.status)
         ).all()
@@ -21,7 +21,7 @@ def status_counts(store: Store) -> dict[str, int]:
 
 def message_trace(store: Store, message_id: str) -> dict[str, Any] | None:
     """One message with its deliveries and every attempt, or None if unknown."""
-    with store.transaction() as session:
+    with store.session() as session:
         message = session.get(MessageRow, message_id)
         if message is None:
             return None

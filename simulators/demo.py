@@ -220,7 +220,7 @@ class Demo:
         return rows
 
     def _demo_messages(self) -> list[MessageRow]:
-        with self.store.transaction() as session:
+        with self.store.session() as session:
             return list(
                 session.scalars(select(MessageRow).where(MessageRow.received_at >= self.started_at))
             )

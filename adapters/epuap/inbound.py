@@ -11,7 +11,9 @@ same: one bad filing must never block an office's inbox.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,29 +46,49 @@ class EpuapPullInbound:
     def __init__(self, channel: InboundConfig, region: Region, settings: Settings) -> None:
         self._url = channel.url
         self._timeout_s = float(channel.options.get("timeout_s", settings.delivery_timeout_s))
+        # Mailboxes are drained in parallel: each SOAP call mostly waits on the network.
+        self._concurrency = int(channel.options.get("concurrency", 4))
         self._offices = [office for office in region.offices.values() if office.esp_address]
-        self._service: Any = None
+        self._local = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
 
     def setup(self) -> None:
-        """Build the zeep client from the real ``pull.wsdl``, pointed at the configured URL."""
-        client = soap_client(PULL_WSDL, self._timeout_s)
-        self._service = client.create_service(PULL_BINDING, self._url)
+        """Start the pool of mailbox drainers (each thread builds its own zeep client)."""
+        self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="epuap-pull")
 
     def stop(self) -> None:
-        """Nothing to release: the HTTP session closes with the process."""
+        """Stop the drainer threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def poll_once(self, accept: Accept) -> int:
         """Drain every mailbox once; a failing mailbox does not stop the others."""
+        assert self._pool is not None, "setup() was not called"
+        futures = {
+            office.esp_address: self._pool.submit(self.drain_mailbox, office, accept)
+            for office in self._offices
+        }
         fetched = 0
         failures: list[str] = []
-        for office in self._offices:
+        for address, future in futures.items():
             try:
-                fetched += self.drain_mailbox(office, accept)
+                fetched += future.result()
             except InboundUnavailable as exc:
-                failures.append(f"{office.esp_address}: {exc.reason}")
+                failures.append(f"{address}: {exc.reason}")
         if failures:
             raise InboundUnavailable(f"{len(failures)} mailbox(es) failed; first: {failures[0]}")
         return fetched
+
+    @property
+    def _service(self) -> Any:
+        # zeep clients and requests sessions are not shared across threads: one per thread,
+        # built from the real pull.wsdl and pointed at the configured URL.
+        service = getattr(self._local, "service", None)
+        if service is None:
+            client = soap_client(PULL_WSDL, self._timeout_s)
+            service = client.create_service(PULL_BINDING, self._url)
+            self._local.service = service
+        return service
 
     def drain_mailbox(self, office: Office, accept: Accept) -> int:
         """Take every document waiting in ``office``'s mailbox; return how many."""

@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Row, Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +37,97 @@ from hub.store.models import (
     MessageRow,
     OutboxRow,
     SingletonLockRow,
+)
+
+
+# Writes go through the Core tables: the ORM's bulk-insert path costs milliseconds of
+# CPU per statement, which on the hot path would cap the hub well below the database.
+MESSAGES: Table = MessageRow.__table__  # type: ignore[assignment]
+OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
+CASES: Table = CaseRow.__table__  # type: ignore[assignment]
+CASE_EVENTS: Table = CaseEventRow.__table__  # type: ignore[assignment]
+ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
+DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[assignment]
+LOCKS: Table = SingletonLockRow.__table__  # type: ignore[assignment]
+
+INSERT_MESSAGE = insert(MESSAGES)
+INSERT_OUTBOX = insert(OUTBOX)
+INSERT_CASE = insert(CASES)
+INSERT_CASE_EVENT = insert(CASE_EVENTS)
+INSERT_DELIVERY = insert(DELIVERIES)
+INSERT_ATTEMPT = insert(ATTEMPTS).returning(ATTEMPTS.c.id)
+SELECT_CASE = select(CASES.c.id).where(CASES.c.id == bindparam("case_id"))
+SELECT_BY_EXTERNAL_ID = select(MESSAGES.c.id).where(MESSAGES.c.external_id == bindparam("external_id"))
+SELECT_MESSAGE_STATUS = select(MESSAGES.c.status).where(MESSAGES.c.id == bindparam("message_id"))
+SELECT_CASE_OF_MESSAGE = select(MESSAGES.c.correlation_id).where(MESSAGES.c.id == bindparam("message_id"))
+SELECT_DELIVERIES_OF = select(DELIVERIES.c.id, DELIVERIES.c.endpoint, DELIVERIES.c.status).where(
+    DELIVERIES.c.message_id == bindparam("message_id")
+)
+SELECT_DELIVERY_STATUSES = select(DELIVERIES.c.status).where(DELIVERIES.c.message_id == bindparam("message_id"))
+MARK_ROUTED = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id == bindparam("message_id"), MESSAGES.c.status == bindparam("accepted"))
+    .values(status=MessageStatus.ROUTED.value, updated_at=bindparam("now"))
+)
+SET_MESSAGE_STATUS = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id == bindparam("message_id"))
+    .values(status=bindparam("status"), updated_at=bindparam("now"))
+)
+MARK_DELIVERED = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id == bindparam("message_id"))
+    .values(status=MessageStatus.DELIVERED.value, updated_at=bindparam("now"), delivered_at=bindparam("now"))
+)
+CLAIM_DELIVERY = (
+    update(DELIVERIES)
+    .where(
+        DELIVERIES.c.id == bindparam("delivery_id"),
+        or_(
+            DELIVERIES.c.status.in_(bindparam("claimable", expanding=True)),
+            and_(
+                DELIVERIES.c.status == DeliveryStatus.DELIVERING.value,
+                DELIVERIES.c.lease_until < bindparam("now"),
+            ),
+        ),
+    )
+    .values(
+        status=DeliveryStatus.DELIVERING.value,
+        attempts=DELIVERIES.c.attempts + 1,
+        lease_until=bindparam("lease_until"),
+        updated_at=bindparam("now"),
+    )
+    .returning(DELIVERIES.c.attempts, DELIVERIES.c.message_id)
+)
+CLOSE_ABANDONED_ATTEMPTS = (
+    update(ATTEMPTS)
+    .where(ATTEMPTS.c.delivery_id == bindparam("abandoned_of"), ATTEMPTS.c.finished_at.is_(None))
+    .values(finished_at=bindparam("now"), outcome="abandoned", error_text="the worker stopped mid-attempt")
+)
+FINISH_ATTEMPT = (
+    update(ATTEMPTS)
+    .where(ATTEMPTS.c.id == bindparam("attempt_id"))
+    .values(
+        finished_at=bindparam("now"),
+        outcome=bindparam("outcome"),
+        error_class=bindparam("error_class"),
+        error_text=bindparam("error_text"),
+        duration_ms=bindparam("duration_ms"),
+    )
+)
+FINISH_DELIVERY = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id == bindparam("delivery_id"))
+    .values(
+        status=bindparam("status"),
+        lease_until=None,
+        delivered_at=bindparam("delivered_at"),
+        next_attempt_at=bindparam("next_attempt_at"),
+        last_error=bindparam("last_error"),
+        external_reference=bindparam("external_reference"),
+        updated_at=bindparam("now"),
+    )
+    .returning(DELIVERIES.c.message_id)
 )
 
 
@@ -94,18 +187,16 @@ class Claim:
     attempt_id: int = 0
     attempt_number: int = 0
     lease_left_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class FailureOutcome:
-    """Where a failed attempt leaves its delivery."""
-
-    status: DeliveryStatus
-    attempts: int
+    started_at: datetime | None = None
 
 
 class Store:
-    """Repository over the hub's tables; one method, one transaction."""
+    """Repository over the hub's tables; one method, one transaction.
+
+    Writes use SQLAlchemy Core on prebuilt statements executed with parameter dicts:
+    building ORM statements per call costs milliseconds of CPU, which on the hot path
+    would hold the hub far below what the database can do.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -121,8 +212,14 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work; database trouble surfaces as ``StoreUnavailable``."""
+    def transaction(self) -> Iterator[Connection]:
+        """One unit of work on a Core connection; trouble surfaces as ``StoreUnavailable``."""
+        with translate_store_errors(), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM session for the read side (monitoring, traces)."""
         with translate_store_errors(), self._sessions.begin() as session:
             yield session
 
@@ -135,14 +232,12 @@ class Store:
         external_id: str | None = None,
         submitted_at: datetime | None = None,
     ) -> AcceptOutcome:
-        """Store an inbound document and its outbox row in one transaction.
+        """Store an inbound document, its case and its outbox row in one transaction.
 
         ``external_id`` is the sender's identity of the document (e.g. the ePUAP
         mailbox, sending time and digest): a document seen before is not stored again.
         """
-        return self._store_inbound(
-            envelope, MessageStatus.ACCEPTED, None, external_id, submitted_at
-        )
+        return self._store_inbound(envelope, MessageStatus.ACCEPTED, None, external_id, submitted_at)
 
     def reject(
         self,
@@ -153,9 +248,7 @@ class Store:
         submitted_at: datetime | None = None,
     ) -> AcceptOutcome:
         """Keep a document the hub can never process, with its reason; nothing is queued."""
-        return self._store_inbound(
-            envelope, MessageStatus.REJECTED, reason, external_id, submitted_at
-        )
+        return self._store_inbound(envelope, MessageStatus.REJECTED, reason, external_id, submitted_at)
 
     def _store_inbound(
         self,
@@ -166,18 +259,18 @@ class Store:
         submitted_at: datetime | None,
     ) -> AcceptOutcome:
         try:
-            with self.transaction() as session:
-                if external_id and _external_id_known(session, external_id):
+            with self.transaction() as connection:
+                if external_id and _external_id_known(connection, external_id):
                     return AcceptOutcome.DUPLICATE
-                self._insert_message(session, envelope, status, reason, external_id, submitted_at)
+                now = utcnow()
+                connection.execute(
+                    INSERT_MESSAGE, _message_values(envelope, status, reason, external_id, submitted_at, now)
+                )
                 if status is MessageStatus.ACCEPTED:
-                    self._open_case(session, envelope)
-                    session.execute(
-                        insert(OutboxRow).values(
-                            message_id=str(envelope.envelope_id),
-                            routing_key="accepted",
-                            created_at=utcnow(),
-                        )
+                    _open_case(connection, envelope, now)
+                    connection.execute(
+                        INSERT_OUTBOX,
+                        {"message_id": str(envelope.envelope_id), "routing_key": "accepted", "created_at": now},
                     )
         except sqlalchemy.exc.IntegrityError:
             # Two receivers raced on the same external document; the other one stored it.
@@ -187,83 +280,37 @@ class Store:
         return AcceptOutcome(status.value)
 
     def _external_id_stored(self, external_id: str) -> bool:
-        with self.transaction() as session:
-            return _external_id_known(session, external_id)
-
-    @staticmethod
-    def _insert_message(
-        session: Session,
-        envelope: Envelope,
-        status: MessageStatus,
-        reason: str | None,
-        external_id: str | None,
-        submitted_at: datetime | None,
-    ) -> None:
-        now = utcnow()
-        session.execute(
-            insert(MessageRow).values(
-                id=str(envelope.envelope_id),
-                correlation_id=envelope.correlation_id,
-                external_id=external_id,
-                document_type=envelope.document_type,
-                source=envelope.source,
-                destination=str(envelope.destination),
-                content_type=envelope.content_type,
-                headers=json.dumps(dict(envelope.headers), ensure_ascii=False),
-                body=envelope.body,
-                body_sha256=envelope.body_sha256,
-                size_bytes=len(envelope.body),
-                status=status.value,
-                status_reason=reason,
-                submitted_at=submitted_at,
-                received_at=now,
-                updated_at=now,
-            )
-        )
-
-    @staticmethod
-    def _open_case(session: Session, envelope: Envelope) -> None:
-        now = utcnow()
-        if session.get(CaseRow, envelope.correlation_id) is None:
-            session.execute(
-                insert(CaseRow).values(
-                    id=envelope.correlation_id,
-                    office=envelope.destination.office,
-                    status="received",
-                    opened_at=now,
-                    updated_at=now,
-                )
-            )
-        _add_case_event(session, envelope.correlation_id, "received", now, envelope_id=str(envelope.envelope_id))
+        with self.transaction() as connection:
+            return _external_id_known(connection, external_id)
 
     # ---- outbox --------------------------------------------------------------------
 
     def unsent_outbox(self, limit: int) -> list[OutboxItem]:
         """The oldest outbox rows not yet published, with their envelopes."""
-        with self.transaction() as session:
-            rows = session.execute(
-                select(OutboxRow.id, OutboxRow.routing_key, MessageRow)
-                .join(MessageRow, MessageRow.id == OutboxRow.message_id)
-                .where(OutboxRow.sent_at.is_(None))
-                .order_by(OutboxRow.id)
+        with self.transaction() as connection:
+            rows = connection.execute(
+                select(OUTBOX.c.id.label("outbox_id"), OUTBOX.c.routing_key, *MESSAGES.c)
+                .join(MESSAGES, MESSAGES.c.id == OUTBOX.c.message_id)
+                .where(OUTBOX.c.sent_at.is_(None))
+                .order_by(OUTBOX.c.id)
                 .limit(limit)
             ).all()
-            return [OutboxItem(row[0], row[1], envelope_from_row(row[2])) for row in rows]
+            return [OutboxItem(row.outbox_id, row.routing_key, envelope_from_row(row)) for row in rows]
 
     def mark_outbox_sent(self, outbox_ids: Sequence[int]) -> None:
         """Record that these rows were published and confirmed."""
         if not outbox_ids:
             return
-        with self.transaction() as session:
-            session.execute(
-                update(OutboxRow).where(OutboxRow.id.in_(outbox_ids)).values(sent_at=utcnow())
+        with self.transaction() as connection:
+            connection.execute(
+                update(OUTBOX).where(OUTBOX.c.id.in_(outbox_ids)).values(sent_at=utcnow())
             )
 
     def count_unsent_outbox(self) -> int:
         """How many outbox rows wait for the relay."""
-        with self.transaction() as session:
-            count = session.scalar(
-                select(func.count()).select_from(OutboxRow).where(OutboxRow.sent_at.is_(None))
+        with self.transaction() as connection:
+            count = connection.scalar(
+                select(func.count()).select_from(OUTBOX).where(OUTBOX.c.sent_at.is_(None))
             )
             return int(count or 0)
 
@@ -271,8 +318,8 @@ class Store:
 
     def message_status(self, message_id: str) -> MessageStatus | None:
         """The message's current status, or None if the store has never seen it."""
-        with self.transaction() as session:
-            status = session.scalar(select(MessageRow.status).where(MessageRow.id == message_id))
+        with self.transaction() as connection:
+            status = connection.scalar(SELECT_MESSAGE_STATUS, {"message_id": message_id})
             return MessageStatus(status) if status else None
 
     def record_routing(
@@ -283,44 +330,28 @@ class Store:
         Idempotent: a redelivered routing message finds the deliveries it made before
         and gets them back with their current status.
         """
-        with self.transaction() as session:
+        with self.transaction() as connection:
             existing = {
-                row.endpoint: row
-                for row in session.scalars(
-                    select(DeliveryRow).where(DeliveryRow.message_id == message_id)
-                )
+                row.endpoint: DeliveryTicket(row.id, row.endpoint, DeliveryStatus(row.status))
+                for row in connection.execute(SELECT_DELIVERIES_OF, {"message_id": message_id})
             }
             now = utcnow()
             for plan in planned:
                 if plan.endpoint not in existing:
-                    row = DeliveryRow(
-                        id=str(uuid.uuid4()),
-                        message_id=message_id,
-                        endpoint=plan.endpoint,
-                        route=plan.route,
-                        status=DeliveryStatus.PENDING.value,
-                        attempts=0,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    session.add(row)
-                    existing[plan.endpoint] = row
-            session.execute(
-                update(MessageRow)
-                .where(MessageRow.id == message_id, MessageRow.status == MessageStatus.ACCEPTED)
-                .values(status=MessageStatus.ROUTED.value, updated_at=now)
+                    ticket = DeliveryTicket(str(uuid.uuid4()), plan.endpoint, DeliveryStatus.PENDING)
+                    connection.execute(INSERT_DELIVERY, _delivery_values(ticket, message_id, plan.route, now))
+                    existing[plan.endpoint] = ticket
+            connection.execute(
+                MARK_ROUTED, {"message_id": message_id, "accepted": MessageStatus.ACCEPTED.value, "now": now}
             )
-            return [
-                DeliveryTicket(row.id, row.endpoint, DeliveryStatus(row.status))
-                for row in existing.values()
-            ]
+            return list(existing.values())
 
     def reject_message(self, message_id: str, reason: str) -> None:
         """Mark an accepted message rejected (e.g. nobody handles it), with the reason."""
-        with self.transaction() as session:
-            session.execute(
-                update(MessageRow)
-                .where(MessageRow.id == message_id)
+        with self.transaction() as connection:
+            connection.execute(
+                update(MESSAGES)
+                .where(MESSAGES.c.id == message_id)
                 .values(status=MessageStatus.REJECTED.value, status_reason=reason, updated_at=utcnow())
             )
 
@@ -332,127 +363,109 @@ class Store:
         A delivery whose lease ran out (its worker died mid-attempt) can be claimed again;
         the abandoned attempt is closed as such.
         """
-        with self.transaction() as session:
+        with self.transaction() as connection:
             now = utcnow()
-            claimed = session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id, _claimable(now))
-                .values(
-                    status=DeliveryStatus.DELIVERING.value,
-                    attempts=DeliveryRow.attempts + 1,
-                    lease_until=now + timedelta(seconds=lease_s),
-                    updated_at=now,
-                )
-                .returning(DeliveryRow.attempts, DeliveryRow.message_id)
+            claimed = connection.execute(
+                CLAIM_DELIVERY,
+                {
+                    "delivery_id": delivery_id,
+                    "now": now,
+                    "lease_until": now + timedelta(seconds=lease_s),
+                    "claimable": [status.value for status in CLAIMABLE_DELIVERY_STATUSES],
+                },
             ).first()
             if claimed is None:
-                return _why_not_claimed(session, delivery_id, now)
+                return _why_not_claimed(connection, delivery_id, now)
             attempt_number, message_id = claimed
-            _close_abandoned_attempts(session, delivery_id, now)
-            attempt_id = session.execute(
-                insert(AttemptRow)
-                .values(delivery_id=delivery_id, number=attempt_number, worker=worker, started_at=now)
-                .returning(AttemptRow.id)
+            connection.execute(CLOSE_ABANDONED_ATTEMPTS, {"abandoned_of": delivery_id, "now": now})
+            attempt_id = connection.execute(
+                INSERT_ATTEMPT,
+                {"delivery_id": delivery_id, "number": attempt_number, "worker": worker, "started_at": now},
             ).scalar_one()
-            _set_message_status(session, message_id, MessageStatus.DELIVERING, now)
-            return Claim(ClaimResult.CLAIMED, attempt_id, attempt_number)
+            _set_message_status(connection, message_id, MessageStatus.DELIVERING, now)
+            return Claim(ClaimResult.CLAIMED, attempt_id, attempt_number, started_at=now)
 
-    def complete_delivery(
-        self, delivery_id: str, attempt_id: int, external_reference: str | None
-    ) -> None:
+    def complete_delivery(self, delivery_id: str, claim: Claim, external_reference: str | None) -> None:
         """Record a successful attempt; the message is delivered once all its deliveries are."""
-        with self.transaction() as session:
+        with self.transaction() as connection:
             now = utcnow()
-            _finish_attempt(session, attempt_id, now, "delivered", None, None)
-            message_id = session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id)
-                .values(
-                    status=DeliveryStatus.DELIVERED.value,
-                    delivered_at=now,
-                    lease_until=None,
-                    last_error=None,
-                    external_reference=external_reference,
-                    updated_at=now,
-                )
-                .returning(DeliveryRow.message_id)
+            _finish_attempt(connection, claim, now, "delivered", None, None)
+            message_id = connection.execute(
+                FINISH_DELIVERY,
+                {
+                    "delivery_id": delivery_id,
+                    "status": DeliveryStatus.DELIVERED.value,
+                    "delivered_at": now,
+                    "next_attempt_at": None,
+                    "last_error": None,
+                    "external_reference": external_reference,
+                    "now": now,
+                },
             ).scalar_one()
-            self._refresh_message(session, message_id, now)
+            _refresh_message(connection, message_id, now)
 
     def fail_delivery(
         self,
         delivery_id: str,
-        attempt_id: int,
+        claim: Claim,
         error: Exception,
         *,
         give_up: bool,
         next_attempt_at: datetime | None,
-    ) -> FailureOutcome:
+    ) -> DeliveryStatus:
         """Record a failed attempt; the delivery goes to ``retrying`` or, if ``give_up``, ``dead``."""
         status = DeliveryStatus.DEAD if give_up else DeliveryStatus.RETRYING
         error_text = str(error)[:4000]
-        with self.transaction() as session:
+        with self.transaction() as connection:
             now = utcnow()
             outcome = "dead" if give_up else "retry"
-            _finish_attempt(session, attempt_id, now, outcome, type(error).__name__, error_text)
-            message_id, attempts = session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id)
-                .values(
-                    status=status.value,
-                    lease_until=None,
-                    next_attempt_at=next_attempt_at,
-                    last_error=f"{type(error).__name__}: {error_text}",
-                    updated_at=now,
-                )
-                .returning(DeliveryRow.message_id, DeliveryRow.attempts)
-            ).one()
-            self._refresh_message(session, message_id, now)
-            return FailureOutcome(status, attempts)
-
-    def _refresh_message(self, session: Session, message_id: str, now: datetime) -> None:
-        statuses = {
-            DeliveryStatus(status)
-            for status in session.scalars(
-                select(DeliveryRow.status).where(DeliveryRow.message_id == message_id)
-            )
-        }
-        status = _message_status_from(statuses)
-        values: dict[str, object] = {"status": status.value, "updated_at": now}
-        if status is MessageStatus.DELIVERED:
-            values["delivered_at"] = now
-            _add_case_event(session, _case_of(session, message_id), "delivered", now, envelope_id=message_id)
-        session.execute(update(MessageRow).where(MessageRow.id == message_id).values(**values))
+            _finish_attempt(connection, claim, now, outcome, type(error).__name__, error_text)
+            message_id = connection.execute(
+                FINISH_DELIVERY,
+                {
+                    "delivery_id": delivery_id,
+                    "status": status.value,
+                    "delivered_at": None,
+                    "next_attempt_at": next_attempt_at,
+                    "last_error": f"{type(error).__name__}: {error_text}",
+                    "external_reference": None,
+                    "now": now,
+                },
+            ).scalar_one()
+            _refresh_message(connection, message_id, now)
+            return status
 
     # ---- single-instance jobs ------------------------------------------------------
 
     def acquire_singleton(self, name: str, holder: str, lease_s: float) -> bool:
         """Take or renew the lease ``name``; False if another live holder has it."""
         try:
-            with self.transaction() as session:
+            with self.transaction() as connection:
                 now = utcnow()
                 expires = now + timedelta(seconds=lease_s)
-                lock = session.get(SingletonLockRow, name, with_for_update=True)
-                if lock is None:
-                    session.add(SingletonLockRow(name=name, holder=holder, expires_at=expires))
+                renewed = connection.execute(
+                    update(LOCKS)
+                    .where(LOCKS.c.name == name, or_(LOCKS.c.holder == holder, LOCKS.c.expires_at < now))
+                    .values(holder=holder, expires_at=expires)
+                ).rowcount
+                if renewed:
                     return True
-                if lock.holder != holder and _aware(lock.expires_at) > now:
+                exists = connection.scalar(select(LOCKS.c.name).where(LOCKS.c.name == name))
+                if exists is not None:
                     return False
-                lock.holder, lock.expires_at = holder, expires
+                connection.execute(insert(LOCKS).values(name=name, holder=holder, expires_at=expires))
                 return True
         except sqlalchemy.exc.IntegrityError:
             return False
 
     def release_singleton(self, name: str, holder: str) -> None:
         """Give the lease up so a successor need not wait for it to expire."""
-        with self.transaction() as session:
-            lock = session.get(SingletonLockRow, name)
-            if lock is not None and lock.holder == holder:
-                session.delete(lock)
+        with self.transaction() as connection:
+            connection.execute(delete(LOCKS).where(LOCKS.c.name == name, LOCKS.c.holder == holder))
 
 
-def envelope_from_row(row: MessageRow) -> Envelope:
-    """Rebuild the envelope a message row stores."""
+def envelope_from_row(row: Row[Any]) -> Envelope:
+    """Rebuild the envelope a ``messages`` row stores."""
     return Envelope(
         envelope_id=uuid.UUID(row.id),
         correlation_id=row.correlation_id,
@@ -462,76 +475,139 @@ def envelope_from_row(row: MessageRow) -> Envelope:
         content_type=row.content_type,
         headers=json.loads(row.headers),
         body=row.body,
-        created_at=_aware(row.received_at),
+        created_at=aware(row.received_at),
     )
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything the hub writes is UTC.
+def aware(moment: datetime) -> datetime:
+    """``moment`` with UTC attached if the database handed it back naive (SQLite does)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _external_id_known(session: Session, external_id: str) -> bool:
-    found = session.scalar(select(MessageRow.id).where(MessageRow.external_id == external_id))
-    return found is not None
+def _message_values(
+    envelope: Envelope,
+    status: MessageStatus,
+    reason: str | None,
+    external_id: str | None,
+    submitted_at: datetime | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": str(envelope.envelope_id),
+        "correlation_id": envelope.correlation_id,
+        "external_id": external_id,
+        "document_type": envelope.document_type,
+        "source": envelope.source,
+        "destination": str(envelope.destination),
+        "content_type": envelope.content_type,
+        "headers": json.dumps(dict(envelope.headers), ensure_ascii=False),
+        "body": envelope.body,
+        "body_sha256": envelope.body_sha256,
+        "size_bytes": len(envelope.body),
+        "status": status.value,
+        "status_reason": reason,
+        "submitted_at": submitted_at,
+        "received_at": now,
+        "updated_at": now,
+        "delivered_at": None,
+    }
 
 
-def _claimable(now: datetime) -> object:
-    return or_(
-        DeliveryRow.status.in_([status.value for status in CLAIMABLE_DELIVERY_STATUSES]),
-        and_(DeliveryRow.status == DeliveryStatus.DELIVERING.value, DeliveryRow.lease_until < now),
+def _delivery_values(ticket: DeliveryTicket, message_id: str, route: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": ticket.delivery_id,
+        "message_id": message_id,
+        "endpoint": ticket.endpoint,
+        "route": route,
+        "status": ticket.status.value,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _open_case(connection: Connection, envelope: Envelope, now: datetime) -> None:
+    known = connection.scalar(SELECT_CASE, {"case_id": envelope.correlation_id})
+    if known is None:
+        connection.execute(
+            INSERT_CASE,
+            {
+                "id": envelope.correlation_id,
+                "office": envelope.destination.office,
+                "status": "received",
+                "opened_at": now,
+                "updated_at": now,
+            },
+        )
+    _add_case_event(connection, envelope.correlation_id, "received", now, str(envelope.envelope_id))
+
+
+def _add_case_event(connection: Connection, case_id: str, event: str, now: datetime, envelope_id: str) -> None:
+    connection.execute(
+        INSERT_CASE_EVENT,
+        {
+            "case_id": case_id,
+            "event": event,
+            "details": json.dumps({"envelope_id": envelope_id}),
+            "occurred_at": now,
+        },
     )
 
 
-def _why_not_claimed(session: Session, delivery_id: str, now: datetime) -> Claim:
-    row = session.get(DeliveryRow, delivery_id)
+def _external_id_known(connection: Connection, external_id: str) -> bool:
+    return connection.scalar(SELECT_BY_EXTERNAL_ID, {"external_id": external_id}) is not None
+
+
+def _why_not_claimed(connection: Connection, delivery_id: str, now: datetime) -> Claim:
+    row = connection.execute(
+        select(DELIVERIES.c.status, DELIVERIES.c.lease_until).where(DELIVERIES.c.id == delivery_id)
+    ).first()
     if row is None:
         return Claim(ClaimResult.UNKNOWN)
     if DeliveryStatus(row.status) in FINAL_DELIVERY_STATUSES:
         return Claim(ClaimResult.ALREADY_FINAL)
-    lease_until = _aware(row.lease_until) if row.lease_until else now
+    lease_until = aware(row.lease_until) if row.lease_until else now
     return Claim(ClaimResult.HELD_ELSEWHERE, lease_left_s=(lease_until - now).total_seconds())
 
 
-def _close_abandoned_attempts(session: Session, delivery_id: str, now: datetime) -> None:
-    session.execute(
-        update(AttemptRow)
-        .where(AttemptRow.delivery_id == delivery_id, AttemptRow.finished_at.is_(None))
-        .values(finished_at=now, outcome="abandoned", error_text="the worker stopped mid-attempt")
-    )
-
-
 def _finish_attempt(
-    session: Session,
-    attempt_id: int,
+    connection: Connection,
+    claim: Claim,
     now: datetime,
     outcome: str,
     error_class: str | None,
     error_text: str | None,
 ) -> None:
-    started = session.scalar(select(AttemptRow.started_at).where(AttemptRow.id == attempt_id))
-    duration_ms = (now - _aware(started)).total_seconds() * 1000 if started else None
-    session.execute(
-        update(AttemptRow)
-        .where(AttemptRow.id == attempt_id)
-        .values(
-            finished_at=now,
-            outcome=outcome,
-            error_class=error_class,
-            error_text=error_text,
-            duration_ms=duration_ms,
-        )
+    duration_ms = (now - claim.started_at).total_seconds() * 1000 if claim.started_at else None
+    connection.execute(
+        FINISH_ATTEMPT,
+        {
+            "attempt_id": claim.attempt_id,
+            "now": now,
+            "outcome": outcome,
+            "error_class": error_class,
+            "error_text": error_text,
+            "duration_ms": duration_ms,
+        },
     )
 
 
-def _set_message_status(
-    session: Session, message_id: str, status: MessageStatus, now: datetime
-) -> None:
-    session.execute(
-        update(MessageRow)
-        .where(MessageRow.id == message_id)
-        .values(status=status.value, updated_at=now)
-    )
+def _set_message_status(connection: Connection, message_id: str, status: MessageStatus, now: datetime) -> None:
+    connection.execute(SET_MESSAGE_STATUS, {"message_id": message_id, "status": status.value, "now": now})
+
+
+def _refresh_message(connection: Connection, message_id: str, now: datetime) -> None:
+    statuses = {
+        DeliveryStatus(status)
+        for status in connection.scalars(SELECT_DELIVERY_STATUSES, {"message_id": message_id})
+    }
+    status = _message_status_from(statuses)
+    if status is MessageStatus.DELIVERED:
+        connection.execute(MARK_DELIVERED, {"message_id": message_id, "now": now})
+        case_id = connection.scalar(SELECT_CASE_OF_MESSAGE, {"message_id": message_id})
+        _add_case_event(connection, str(case_id), "delivered", now, message_id)
+    else:
+        _set_message_status(connection, message_id, status, now)
 
 
 def _message_status_from(statuses: set[DeliveryStatus]) -> MessageStatus:
@@ -544,15 +620,3 @@ def _message_status_from(statuses: set[DeliveryStatus]) -> MessageStatus:
     if DeliveryStatus.DELIVERING in statuses:
         return MessageStatus.DELIVERING
     return MessageStatus.ROUTED
-
-
-def _add_case_event(session: Session, case_id: str, event: str, now: datetime, **details: str) -> None:
-    session.execute(
-        insert(CaseEventRow).values(
-            case_id=case_id, event=event, details=json.dumps(details), occurred_at=now
-        )
-    )
-
-
-def _case_of(session: Session, message_id: str) -> str:
-    return str(session.scalar(select(MessageRow.correlation_id).where(MessageRow.id == message_id)))
