@@ -32,13 +32,18 @@ def stop_on_signals(*events: threading.Event) -> None:
     signal.signal(signal.SIGINT, request_stop)
 
 
-def build_worker(settings: Settings, store: Store, roles: set[str]) -> ConsumerLoop:
-    """A consumer loop that routes accepted documents and/or delivers to endpoints."""
+def build_worker(
+    settings: Settings, store: Store, roles: set[str], delivery: DeliveryWorker | None = None
+) -> ConsumerLoop:
+    """A consumer loop that routes accepted documents and/or delivers to endpoints.
+
+    ``delivery`` replaces the default delivery worker (tests hand in one whose adapters
+    fail on purpose).
+    """
     region = load_region(settings.region_path)
     topology = Topology(settings.queue_prefix)
-    router = Router(region)
-    routing = RoutingWorker(store, router, topology)
-    delivery = DeliveryWorker(store, region, settings, topology)
+    routing = RoutingWorker(store, Router(region), topology)
+    delivery = delivery or DeliveryWorker(store, region, settings, topology)
     queues: list[str] = []
     if "route" in roles:
         queues.append(topology.accepted_queue)
