@@ -67,7 +67,9 @@ def db_upgrade(settings: Settings, revision: str) -> None:
 
 
 @cli.command()
-@click.option("--role", type=click.Choice(["all", "route", "deliver"]), default="all", show_default=True)
+@click.option(
+    "--role", type=click.Choice(["all", "route", "deliver"]), default="all", show_default=True
+)
 @click.pass_obj
 def worker(settings: Settings, role: str) -> None:
     """Consume routing and/or delivery queues until SIGTERM."""
@@ -121,7 +123,9 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int) 
     from hub.serving import serve as run_server
     from hub.web import create_app
 
-    run_server(create_app(settings), host or settings.http_host, port or settings.http_port, workers)
+    run_server(
+        create_app(settings), host or settings.http_host, port or settings.http_port, workers
+    )
 
 
 def _safe_url(url: str) -> str:

@@ -30,8 +30,10 @@ def configure_logging(settings: Settings) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    # pika and zeep log every reconnect attempt at INFO; keep them to warnings.
+    # Libraries speak only when something is wrong; pika's connection failures are
+    # reported by the hub itself, in one line that says how to fix them.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

@@ -50,7 +50,9 @@ class Poller:
             try:
                 fetched += channel.poll_once(accept)  # type: ignore[arg-type]
             except HubError as exc:
-                log.warning("poll_failed", channel=type(channel).__name__, code=exc.code, reason=exc.reason)
+                log.warning(
+                    "poll_failed", channel=type(channel).__name__, code=exc.code, reason=exc.reason
+                )
         return fetched
 
     def _hold_lock(self) -> bool:

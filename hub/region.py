@@ -142,11 +142,15 @@ def parse_region(raw: Mapping[str, Any]) -> Region:
     endpoint_map = _unique("endpoint", endpoints)
     for endpoint in endpoint_map.values():
         if endpoint.office not in offices:
-            raise ConfigurationError(f"endpoint {endpoint.name} names unknown office {endpoint.office}")
+            raise ConfigurationError(
+                f"endpoint {endpoint.name} names unknown office {endpoint.office}"
+            )
     routes = tuple(_route(item) for item in raw.get("routes", []))
     inbound = tuple(_inbound(item) for item in raw.get("inbound", []))
     name = str(raw.get("region", {}).get("name", "region"))
-    return Region(name=name, offices=offices, endpoints=endpoint_map, routes=routes, inbound=inbound)
+    return Region(
+        name=name, offices=offices, endpoints=endpoint_map, routes=routes, inbound=inbound
+    )
 
 
 def _expand(value: Any, environ: Mapping[str, str]) -> Any:
@@ -210,12 +214,20 @@ def _endpoint(item: Mapping[str, Any]) -> EndpointConfig:
     )
 
 
-def _system_endpoints(item: Mapping[str, Any], offices: Mapping[str, Office]) -> list[EndpointConfig]:
+def _system_endpoints(
+    item: Mapping[str, Any], offices: Mapping[str, Office]
+) -> list[EndpointConfig]:
     system = _required(item, "name", "system")
     wanted = item.get("offices", "*")
     office_ids = list(offices) if wanted == "*" else list(wanted)
     return [
-        _endpoint({**item, "name": f"{system}@{office}", "url": str(item["url"]).replace("{office}", office)})
+        _endpoint(
+            {
+                **item,
+                "name": f"{system}@{office}",
+                "url": str(item["url"]).replace("{office}", office),
+            }
+        )
         for office in office_ids
     ]
 

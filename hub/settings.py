@@ -56,7 +56,9 @@ class Settings:
             sqlite_path = (self.var_dir / "hub.db").resolve()
             object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
         if self.log_format not in {"console", "json"}:
-            raise ConfigurationError(f"log_format must be 'console' or 'json', not {self.log_format!r}")
+            raise ConfigurationError(
+                f"log_format must be 'console' or 'json', not {self.log_format!r}"
+            )
         if not self.retry_delays_s or any(delay <= 0 for delay in self.retry_delays_s):
             raise ConfigurationError("retry_delays_s must list positive whole seconds")
         if self.max_attempts < 1:

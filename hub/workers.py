@@ -100,7 +100,9 @@ class RoutingWorker:
             return
         try:
             decisions = self._router.decide(envelope)
-            outgoing = {decision.endpoint: (decision, decision.apply(envelope)) for decision in decisions}
+            outgoing = {
+                decision.endpoint: (decision, decision.apply(envelope)) for decision in decisions
+            }
         except (RejectedInput, MappingError) as exc:
             self._store.reject_message(message_id, f"{exc.code}: {exc.reason}")
             log.info("document_rejected", code=exc.code, reason=exc.reason)
@@ -126,7 +128,10 @@ class RoutingWorker:
             envelope, delivery_id, {ENDPOINT_HEADER: decision.endpoint, "hub-route": decision.route}
         )
         publisher.publish(
-            self._topology.exchange, self._topology.delivery_key(decision.endpoint), properties, body
+            self._topology.exchange,
+            self._topology.delivery_key(decision.endpoint),
+            properties,
+            body,
         )
 
 

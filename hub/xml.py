@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lxml import etree
 
 from hub.errors import MalformedDocument
@@ -34,8 +36,8 @@ def parse_document(body: bytes, max_bytes: int = MAX_DOCUMENT_BYTES) -> etree._E
         root = etree.fromstring(body, parser=safe_parser())
     except etree.XMLSyntaxError as exc:
         raise MalformedDocument(f"not well-formed XML: {exc}") from exc
-    tree = root.getroottree()
-    if tree.docinfo.doctype:
+    docinfo: Any = root.getroottree().docinfo
+    if docinfo.doctype:
         # A DOCTYPE is how entity-expansion and external-entity attacks arrive.
         raise MalformedDocument("documents with a DOCTYPE are refused")
     _check_depth(root)

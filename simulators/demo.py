@@ -9,6 +9,7 @@ exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -22,7 +23,7 @@ import click
 import requests
 from sqlalchemy import select
 
-from hub.broker.connection import close_quietly, connect
+from hub.broker.connection import close_quietly, connect, translate_broker_errors
 from hub.broker.topology import Topology
 from hub.errors import HubError
 from hub.region import Office, Region, load_region
@@ -33,7 +34,7 @@ from hub.store.models import MessageRow
 from hub.store.repository import Store
 from simulators.processes import ChildProcess, start_hub_process, start_simulator, stop_all
 
-DEMO_QUEUE_PREFIX = "hub-demo"
+DEMO_QUEUE_SUFFIX = "-demo"
 FINAL_STATUSES = {MessageStatus.DELIVERED, MessageStatus.DEAD, MessageStatus.REJECTED}
 
 
@@ -69,13 +70,22 @@ class DemoResult:
 @click.command("demo")
 @click.option("--documents", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--offices", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes."
+)
 @click.option("--timeout-s", type=float, default=600.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of figures.")
 @click.option("--serve", is_flag=True, help="Keep the hub running (HTTP API) until Ctrl-C.")
 @click.pass_obj
 def demo_command(
-    settings: Settings, documents: int, offices: int, workers: int, timeout_s: float, as_json: bool, serve: bool
+    settings: Settings,
+    *,
+    documents: int,
+    offices: int,
+    workers: int,
+    timeout_s: float,
+    as_json: bool,
+    serve: bool,
 ) -> None:
     """Carry N simulated ePUAP filings to K offices' EOD systems, end to end."""
     demo = Demo(_demo_settings(settings), offices, workers)
@@ -94,7 +104,11 @@ def demo_command(
 def _demo_settings(settings: Settings) -> Settings:
     demo_dir = settings.var_dir / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
-    changes: dict[str, Any] = {"queue_prefix": DEMO_QUEUE_PREFIX, "var_dir": demo_dir}
+    # The demo's queues are its own (e.g. hub-demo), emptied at start and removed at the end.
+    changes: dict[str, Any] = {
+        "queue_prefix": settings.queue_prefix + DEMO_QUEUE_SUFFIX,
+        "var_dir": demo_dir,
+    }
     if "HUB_DATABASE_URL" not in os.environ:
         database = (demo_dir / "hub.db").resolve()
         for suffix in ("", "-wal", "-shm"):
@@ -126,7 +140,11 @@ class Demo:
             self.children.append(child)
             self.urls[name] = url
         # Reload with the simulators' real addresses filled into the region's URLs.
-        environ = {**os.environ, "HUB_EPUAP_URL": self.urls["epuap"], "HUB_EOD_URL": self.urls["eod"]}
+        environ = {
+            **os.environ,
+            "HUB_EPUAP_URL": self.urls["epuap"],
+            "HUB_EOD_URL": self.urls["eod"],
+        }
         self.region = load_region(self.settings.region_path, environ).restricted_to(self.office_ids)
         region_path = self._write_region()
         env = self._child_env(region_path)
@@ -151,7 +169,8 @@ class Demo:
         """Keep everything running until Ctrl-C."""
         click.echo(
             f"hub serving on http://{self.settings.http_host}:{self.settings.http_port} "
-            f"(ePUAP simulator {self.urls['epuap']}, EOD simulator {self.urls['eod']}); Ctrl-C stops",
+            f"(ePUAP simulator {self.urls['epuap']}, EOD simulator {self.urls['eod']}); "
+            "Ctrl-C stops",
             err=True,
         )
         try:
@@ -169,7 +188,9 @@ class Demo:
         connection = connect(self.settings.amqp_url)
         try:
             topology = Topology(self.settings.queue_prefix)
-            topology.delete(connection.channel(), self.region.endpoints, self.settings.retry_delays_s)
+            topology.delete(
+                connection.channel(), self.region.endpoints, self.settings.retry_delays_s
+            )
         finally:
             close_quietly(connection)
 
@@ -193,9 +214,17 @@ class Demo:
 
     def _enqueue(self, documents: int) -> None:
         offices = list(self.region.offices.values())
-        counts = [documents // len(offices) + (1 if index < documents % len(offices) else 0) for index in range(len(offices))]
+        counts = [
+            documents // len(offices) + (1 if index < documents % len(offices) else 0)
+            for index in range(len(offices))
+        ]
         mailboxes = [
-            {"address": office.esp_address, "office_name": office.name, "office_teryt": office.id.replace("_", ""), "count": count}
+            {
+                "address": office.esp_address,
+                "office_name": office.name,
+                "office_teryt": office.id.replace("_", ""),
+                "count": count,
+            }
             for office, count in zip(offices, counts, strict=True)
             if count
         ]
@@ -215,7 +244,9 @@ class Demo:
                 break
             if not all(child.alive() for child in self.children):
                 dead = [child.name for child in self.children if not child.alive()]
-                raise HubError(f"demo process(es) exited early: {dead}; see {self.settings.var_dir / 'logs'}")
+                raise HubError(
+                    f"demo process(es) exited early: {dead}; see {self.settings.var_dir / 'logs'}"
+                )
             time.sleep(0.25)
         return rows
 
@@ -228,7 +259,9 @@ class Demo:
     def _result(self, documents: int, rows: list[MessageRow], elapsed_s: float) -> DemoResult:
         delivered = [row for row in rows if row.status == MessageStatus.DELIVERED]
         hub_ms = sorted(_ms(row.received_at, row.delivered_at) for row in delivered)
-        end_to_end_ms = sorted(_ms(row.submitted_at or row.received_at, row.delivered_at) for row in delivered)
+        end_to_end_ms = sorted(
+            _ms(row.submitted_at or row.received_at, row.delivered_at) for row in delivered
+        )
         arrivals = requests.get(f"{self.urls['eod']}/_sim/received", timeout=30).json()
         delivered_ids = {row.id for row in delivered}
         return DemoResult(
@@ -243,7 +276,9 @@ class Demo:
             p50_ms=_percentile(hub_ms, 50),
             p99_ms=_percentile(hub_ms, 99),
             end_to_end_p99_ms=_percentile(end_to_end_ms, 99),
-            database="sqlite" if self.settings.is_sqlite else self.settings.database_url.split(":", 1)[0],
+            database="sqlite"
+            if self.settings.is_sqlite
+            else self.settings.database_url.split(":", 1)[0],
             offices=len(self.region.offices),
             workers=self.worker_count,
         )
@@ -261,12 +296,16 @@ def render_region(region: Region) -> str:
     for route in region.routes:
         offices = "*" if route.offices is None else sorted(route.offices)
         lines.append(
-            f"[[routes]]\nname = {_quote(route.name)}\ndocument_type = {_quote(route.document_type)}\n"
+            f"[[routes]]\nname = {_quote(route.name)}\n"
+            f"document_type = {_quote(route.document_type)}\n"
             f"target_system = {_quote(route.target_system)}\noffices = {json.dumps(offices)}\n"
             f"steps = {json.dumps(list(route.steps))}\n"
         )
     for channel in region.inbound:
-        lines.append(f"[[inbound]]\nname = {_quote(channel.name)}\nkind = {_quote(channel.kind)}\nurl = {_quote(channel.url)}\n")
+        lines.append(
+            f"[[inbound]]\nname = {_quote(channel.name)}\nkind = {_quote(channel.kind)}\n"
+            f"url = {_quote(channel.url)}\n"
+        )
     return "\n".join(lines)
 
 
@@ -304,7 +343,8 @@ def _report(result: DemoResult, as_json: bool) -> None:
         f"{result.duplicates_at_destination} duplicates at the EOD; {verdict}"
     )
     click.echo(
-        f"demo: {result.elapsed_s} s, {result.docs_per_s} docs/s, hub latency p50 {result.p50_ms} ms, "
+        f"demo: {result.elapsed_s} s, {result.docs_per_s} docs/s, "
+        f"hub latency p50 {result.p50_ms} ms, "
         f"p99 {result.p99_ms} ms (inbox to EOD p99 {result.end_to_end_p99_ms} ms)"
     )
     if as_json:

@@ -104,4 +104,6 @@ def _translate_http_errors(endpoint: str) -> Iterator[None]:
     except requests.RequestException as exc:
         raise PermanentDeliveryError(f"{endpoint} request failed: {exc}") from exc
     except ValueError as exc:
-        raise PermanentDeliveryError(f"{endpoint} answered something that is not JSON: {exc}") from exc
+        raise PermanentDeliveryError(
+            f"{endpoint} answered something that is not JSON: {exc}"
+        ) from exc

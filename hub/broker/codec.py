@@ -14,7 +14,9 @@ HEADER_PREFIX = "hub-"
 CORRELATION_HEADER = "hub-correlation-id"
 
 
-def to_amqp(envelope: Envelope, message_id: str, extra: dict[str, Any] | None = None) -> tuple[pika.BasicProperties, bytes]:
+def to_amqp(
+    envelope: Envelope, message_id: str, extra: dict[str, Any] | None = None
+) -> tuple[pika.BasicProperties, bytes]:
     """Properties and body of an AMQP message carrying ``envelope``.
 
     ``message_id`` is what consumers deduplicate by: the envelope id for routing, the

@@ -45,9 +45,9 @@ def translate_broker_errors(amqp_url: str) -> Iterator[None]:
         yield
     except CONNECTION_ERRORS as exc:
         where = pika.URLParameters(amqp_url)
+        detail = str(exc) or "connection refused or closed"
         raise BrokerUnavailable(
-            f"RabbitMQ at {where.host}:{where.port} is unreachable "
-            f"({type(exc).__name__}: {exc or 'no answer'}); {START_HINT}"
+            f"RabbitMQ at {where.host}:{where.port} is unreachable ({detail}); {START_HINT}"
         ) from exc
 
 

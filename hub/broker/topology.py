@@ -84,7 +84,9 @@ class Topology:
         for delay_s in delays_s:
             self._declare_delay_tier(channel, delay_s)
 
-    def delete(self, channel: BlockingChannel, endpoints: Iterable[str], delays_s: Iterable[int]) -> None:
+    def delete(
+        self, channel: BlockingChannel, endpoints: Iterable[str], delays_s: Iterable[int]
+    ) -> None:
         """Delete everything :meth:`declare` made (for demo runs and tests)."""
         queues = [self.accepted_queue, self.dead_letter_queue]
         queues += [self.delivery_queue(endpoint) for endpoint in endpoints]

@@ -67,7 +67,9 @@ class DeliveryRow(Base):
     """One message's way to one destination endpoint; the database owns its counters."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("message_id", "endpoint", name="uq_deliveries_message_endpoint"),)
+    __table_args__ = (
+        UniqueConstraint("message_id", "endpoint", name="uq_deliveries_message_endpoint"),
+    )
 
     id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)

@@ -17,8 +17,7 @@ from typing import Any
 
 import sqlalchemy.exc
 from sqlalchemy import Row, Table, and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.envelope import Address, Envelope
@@ -39,7 +38,6 @@ from hub.store.models import (
     SingletonLockRow,
 )
 
-
 # Writes go through the Core tables: the ORM's bulk-insert path costs milliseconds of
 # CPU per statement, which on the hot path would cap the hub well below the database.
 MESSAGES: Table = MessageRow.__table__  # type: ignore[assignment]
@@ -57,13 +55,19 @@ INSERT_CASE_EVENT = insert(CASE_EVENTS)
 INSERT_DELIVERY = insert(DELIVERIES)
 INSERT_ATTEMPT = insert(ATTEMPTS).returning(ATTEMPTS.c.id)
 SELECT_CASE = select(CASES.c.id).where(CASES.c.id == bindparam("case_id"))
-SELECT_BY_EXTERNAL_ID = select(MESSAGES.c.id).where(MESSAGES.c.external_id == bindparam("external_id"))
+SELECT_BY_EXTERNAL_ID = select(MESSAGES.c.id).where(
+    MESSAGES.c.external_id == bindparam("external_id")
+)
 SELECT_MESSAGE_STATUS = select(MESSAGES.c.status).where(MESSAGES.c.id == bindparam("message_id"))
-SELECT_CASE_OF_MESSAGE = select(MESSAGES.c.correlation_id).where(MESSAGES.c.id == bindparam("message_id"))
+SELECT_CASE_OF_MESSAGE = select(MESSAGES.c.correlation_id).where(
+    MESSAGES.c.id == bindparam("message_id")
+)
 SELECT_DELIVERIES_OF = select(DELIVERIES.c.id, DELIVERIES.c.endpoint, DELIVERIES.c.status).where(
     DELIVERIES.c.message_id == bindparam("message_id")
 )
-SELECT_DELIVERY_STATUSES = select(DELIVERIES.c.status).where(DELIVERIES.c.message_id == bindparam("message_id"))
+SELECT_DELIVERY_STATUSES = select(DELIVERIES.c.status).where(
+    DELIVERIES.c.message_id == bindparam("message_id")
+)
 MARK_ROUTED = (
     update(MESSAGES)
     .where(MESSAGES.c.id == bindparam("message_id"), MESSAGES.c.status == bindparam("accepted"))
@@ -77,7 +81,11 @@ SET_MESSAGE_STATUS = (
 MARK_DELIVERED = (
     update(MESSAGES)
     .where(MESSAGES.c.id == bindparam("message_id"))
-    .values(status=MessageStatus.DELIVERED.value, updated_at=bindparam("now"), delivered_at=bindparam("now"))
+    .values(
+        status=MessageStatus.DELIVERED.value,
+        updated_at=bindparam("now"),
+        delivered_at=bindparam("now"),
+    )
 )
 CLAIM_DELIVERY = (
     update(DELIVERIES)
@@ -102,7 +110,11 @@ CLAIM_DELIVERY = (
 CLOSE_ABANDONED_ATTEMPTS = (
     update(ATTEMPTS)
     .where(ATTEMPTS.c.delivery_id == bindparam("abandoned_of"), ATTEMPTS.c.finished_at.is_(None))
-    .values(finished_at=bindparam("now"), outcome="abandoned", error_text="the worker stopped mid-attempt")
+    .values(
+        finished_at=bindparam("now"),
+        outcome="abandoned",
+        error_text="the worker stopped mid-attempt",
+    )
 )
 FINISH_ATTEMPT = (
     update(ATTEMPTS)
@@ -237,7 +249,9 @@ class Store:
         ``external_id`` is the sender's identity of the document (e.g. the ePUAP
         mailbox, sending time and digest): a document seen before is not stored again.
         """
-        return self._store_inbound(envelope, MessageStatus.ACCEPTED, None, external_id, submitted_at)
+        return self._store_inbound(
+            envelope, MessageStatus.ACCEPTED, None, external_id, submitted_at
+        )
 
     def reject(
         self,
@@ -248,7 +262,9 @@ class Store:
         submitted_at: datetime | None = None,
     ) -> AcceptOutcome:
         """Keep a document the hub can never process, with its reason; nothing is queued."""
-        return self._store_inbound(envelope, MessageStatus.REJECTED, reason, external_id, submitted_at)
+        return self._store_inbound(
+            envelope, MessageStatus.REJECTED, reason, external_id, submitted_at
+        )
 
     def _store_inbound(
         self,
@@ -264,13 +280,25 @@ class Store:
                     return AcceptOutcome.DUPLICATE
                 now = utcnow()
                 connection.execute(
-                    INSERT_MESSAGE, _message_values(envelope, status, reason, external_id, submitted_at, now)
+                    INSERT_MESSAGE,
+                    _message_values(
+                        envelope,
+                        status=status,
+                        reason=reason,
+                        external_id=external_id,
+                        submitted_at=submitted_at,
+                        now=now,
+                    ),
                 )
                 if status is MessageStatus.ACCEPTED:
                     _open_case(connection, envelope, now)
                     connection.execute(
                         INSERT_OUTBOX,
-                        {"message_id": str(envelope.envelope_id), "routing_key": "accepted", "created_at": now},
+                        {
+                            "message_id": str(envelope.envelope_id),
+                            "routing_key": "accepted",
+                            "created_at": now,
+                        },
                     )
         except sqlalchemy.exc.IntegrityError:
             # Two receivers raced on the same external document; the other one stored it.
@@ -295,7 +323,9 @@ class Store:
                 .order_by(OUTBOX.c.id)
                 .limit(limit)
             ).all()
-            return [OutboxItem(row.outbox_id, row.routing_key, envelope_from_row(row)) for row in rows]
+            return [
+                OutboxItem(row.outbox_id, row.routing_key, envelope_from_row(row)) for row in rows
+            ]
 
     def mark_outbox_sent(self, outbox_ids: Sequence[int]) -> None:
         """Record that these rows were published and confirmed."""
@@ -338,11 +368,16 @@ class Store:
             now = utcnow()
             for plan in planned:
                 if plan.endpoint not in existing:
-                    ticket = DeliveryTicket(str(uuid.uuid4()), plan.endpoint, DeliveryStatus.PENDING)
-                    connection.execute(INSERT_DELIVERY, _delivery_values(ticket, message_id, plan.route, now))
+                    ticket = DeliveryTicket(
+                        str(uuid.uuid4()), plan.endpoint, DeliveryStatus.PENDING
+                    )
+                    connection.execute(
+                        INSERT_DELIVERY, _delivery_values(ticket, message_id, plan.route, now)
+                    )
                     existing[plan.endpoint] = ticket
             connection.execute(
-                MARK_ROUTED, {"message_id": message_id, "accepted": MessageStatus.ACCEPTED.value, "now": now}
+                MARK_ROUTED,
+                {"message_id": message_id, "accepted": MessageStatus.ACCEPTED.value, "now": now},
             )
             return list(existing.values())
 
@@ -352,7 +387,9 @@ class Store:
             connection.execute(
                 update(MESSAGES)
                 .where(MESSAGES.c.id == message_id)
-                .values(status=MessageStatus.REJECTED.value, status_reason=reason, updated_at=utcnow())
+                .values(
+                    status=MessageStatus.REJECTED.value, status_reason=reason, updated_at=utcnow()
+                )
             )
 
     # ---- delivery ------------------------------------------------------------------
@@ -380,16 +417,25 @@ class Store:
             connection.execute(CLOSE_ABANDONED_ATTEMPTS, {"abandoned_of": delivery_id, "now": now})
             attempt_id = connection.execute(
                 INSERT_ATTEMPT,
-                {"delivery_id": delivery_id, "number": attempt_number, "worker": worker, "started_at": now},
+                {
+                    "delivery_id": delivery_id,
+                    "number": attempt_number,
+                    "worker": worker,
+                    "started_at": now,
+                },
             ).scalar_one()
             _set_message_status(connection, message_id, MessageStatus.DELIVERING, now)
             return Claim(ClaimResult.CLAIMED, attempt_id, attempt_number, started_at=now)
 
-    def complete_delivery(self, delivery_id: str, claim: Claim, external_reference: str | None) -> None:
+    def complete_delivery(
+        self, delivery_id: str, claim: Claim, external_reference: str | None
+    ) -> None:
         """Record a successful attempt; the message is delivered once all its deliveries are."""
         with self.transaction() as connection:
             now = utcnow()
-            _finish_attempt(connection, claim, now, "delivered", None, None)
+            _finish_attempt(
+                connection, claim, now=now, outcome="delivered", error_class=None, error_text=None
+            )
             message_id = connection.execute(
                 FINISH_DELIVERY,
                 {
@@ -413,13 +459,20 @@ class Store:
         give_up: bool,
         next_attempt_at: datetime | None,
     ) -> DeliveryStatus:
-        """Record a failed attempt; the delivery goes to ``retrying`` or, if ``give_up``, ``dead``."""
+        """Record a failed attempt: the delivery is ``retrying``, or ``dead`` if ``give_up``."""
         status = DeliveryStatus.DEAD if give_up else DeliveryStatus.RETRYING
         error_text = str(error)[:4000]
         with self.transaction() as connection:
             now = utcnow()
             outcome = "dead" if give_up else "retry"
-            _finish_attempt(connection, claim, now, outcome, type(error).__name__, error_text)
+            _finish_attempt(
+                connection,
+                claim,
+                now=now,
+                outcome=outcome,
+                error_class=type(error).__name__,
+                error_text=error_text,
+            )
             message_id = connection.execute(
                 FINISH_DELIVERY,
                 {
@@ -445,7 +498,10 @@ class Store:
                 expires = now + timedelta(seconds=lease_s)
                 renewed = connection.execute(
                     update(LOCKS)
-                    .where(LOCKS.c.name == name, or_(LOCKS.c.holder == holder, LOCKS.c.expires_at < now))
+                    .where(
+                        LOCKS.c.name == name,
+                        or_(LOCKS.c.holder == holder, LOCKS.c.expires_at < now),
+                    )
                     .values(holder=holder, expires_at=expires)
                 ).rowcount
                 if renewed:
@@ -453,7 +509,9 @@ class Store:
                 exists = connection.scalar(select(LOCKS.c.name).where(LOCKS.c.name == name))
                 if exists is not None:
                     return False
-                connection.execute(insert(LOCKS).values(name=name, holder=holder, expires_at=expires))
+                connection.execute(
+                    insert(LOCKS).values(name=name, holder=holder, expires_at=expires)
+                )
                 return True
         except sqlalchemy.exc.IntegrityError:
             return False
@@ -486,6 +544,7 @@ def aware(moment: datetime) -> datetime:
 
 def _message_values(
     envelope: Envelope,
+    *,
     status: MessageStatus,
     reason: str | None,
     external_id: str | None,
@@ -513,7 +572,9 @@ def _message_values(
     }
 
 
-def _delivery_values(ticket: DeliveryTicket, message_id: str, route: str, now: datetime) -> dict[str, Any]:
+def _delivery_values(
+    ticket: DeliveryTicket, message_id: str, route: str, now: datetime
+) -> dict[str, Any]:
     return {
         "id": ticket.delivery_id,
         "message_id": message_id,
@@ -542,7 +603,9 @@ def _open_case(connection: Connection, envelope: Envelope, now: datetime) -> Non
     _add_case_event(connection, envelope.correlation_id, "received", now, str(envelope.envelope_id))
 
 
-def _add_case_event(connection: Connection, case_id: str, event: str, now: datetime, envelope_id: str) -> None:
+def _add_case_event(
+    connection: Connection, case_id: str, event: str, now: datetime, envelope_id: str
+) -> None:
     connection.execute(
         INSERT_CASE_EVENT,
         {
@@ -573,6 +636,7 @@ def _why_not_claimed(connection: Connection, delivery_id: str, now: datetime) ->
 def _finish_attempt(
     connection: Connection,
     claim: Claim,
+    *,
     now: datetime,
     outcome: str,
     error_class: str | None,
@@ -592,8 +656,12 @@ def _finish_attempt(
     )
 
 
-def _set_message_status(connection: Connection, message_id: str, status: MessageStatus, now: datetime) -> None:
-    connection.execute(SET_MESSAGE_STATUS, {"message_id": message_id, "status": status.value, "now": now})
+def _set_message_status(
+    connection: Connection, message_id: str, status: MessageStatus, now: datetime
+) -> None:
+    connection.execute(
+        SET_MESSAGE_STATUS, {"message_id": message_id, "status": status.value, "now": now}
+    )
 
 
 def _refresh_message(connection: Connection, message_id: str, now: datetime) -> None:

@@ -170,6 +170,8 @@ def _apply_fault(fault: Fault) -> tuple[Response, int] | None:
 
 
 def _problem(status: int, code: str, detail: str) -> tuple[Response, int]:
-    response = jsonify({"type": f"urn:eod:problem:{code}", "title": code, "status": status, "detail": detail})
+    response = jsonify(
+        {"type": f"urn:eod:problem:{code}", "title": code, "status": status, "detail": detail}
+    )
     response.mimetype = "application/problem+json"
     return response, status

@@ -23,10 +23,10 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from hub.adapters import OutboundAdapter
 from hub.broker.connection import close_quietly, connect
 from hub.broker.consumer import ConsumerLoop
 from hub.broker.topology import Topology
-from hub.adapters import OutboundAdapter
 from hub.errors import HubError
 from hub.inbound import accept_into
 from hub.poller import Poller
@@ -145,7 +145,8 @@ def region_path(tmp_path: Path, eod: Simulator, epuap: Simulator) -> Path:
     for office_id, name, esp in OFFICES:
         lines.append(f'[[offices]]\nid = "{office_id}"\nname = "{name}"\nesp = "{esp}"\n')
     lines.append(
-        f'[[systems]]\nname = "eod"\nkind = "eod-rest"\nurl = "{eod.url}/offices/{{office}}/documents"\n'
+        f'[[systems]]\nname = "eod"\nkind = "eod-rest"\n'
+        f'url = "{eod.url}/offices/{{office}}/documents"\n'
         "timeout_s = 5.0\n"
     )
     lines.append(
@@ -203,7 +204,9 @@ class Hub:
         return Topology(self.settings.queue_prefix)
 
     def start_relay(self, settings: Settings | None = None) -> OutboxRelay:
-        relay = OutboxRelay(self.store, settings or self.settings, self.topology, f"relay-{uuid.uuid4()}")
+        relay = OutboxRelay(
+            self.store, settings or self.settings, self.topology, f"relay-{uuid.uuid4()}"
+        )
         self._run(lambda: relay.run(list(self.region.endpoints)), relay.stop_requested)
         return relay
 
@@ -214,10 +217,12 @@ class Hub:
         adapters: dict[str, OutboundAdapter] | None = None,
     ) -> ConsumerLoop:
         settings = settings or self.settings
-        delivery = DeliveryWorker(self.store, self.region, settings, self.topology, adapters=adapters or {})
+        delivery = DeliveryWorker(
+            self.store, self.region, settings, self.topology, adapters=adapters or {}
+        )
         loop = build_worker(settings, self.store, {"route", "deliver"}, delivery)
         if wrap is not None:
-            loop._handler = wrap(loop._handler)  # noqa: SLF001 - tests inject crashes here
+            loop._handler = wrap(loop._handler)
         self._run(loop.run, loop.stop_requested)
         return loop
 
@@ -226,7 +231,7 @@ class Hub:
         try:
             return poller.poll_round(accept_into(self.store))
         finally:
-            for channel in poller._channels:  # noqa: SLF001
+            for channel in poller._channels:
                 channel.stop()
 
     def messages(self) -> list[MessageRow]:
@@ -244,7 +249,9 @@ class Hub:
                 )
             )
 
-    def wait_for(self, condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
+    def wait_for(
+        self, condition: Callable[[], bool], timeout_s: float = 30.0, what: str = ""
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if condition():
@@ -291,12 +298,16 @@ class Hub:
 def hub(settings: Settings, store: Store) -> Iterator[Hub]:
     harness = Hub(settings, store, load_region(settings.region_path))
     connection = connect(settings.amqp_url)
-    harness.topology.declare(connection.channel(), list(harness.region.endpoints), settings.retry_delays_s)
+    harness.topology.declare(
+        connection.channel(), list(harness.region.endpoints), settings.retry_delays_s
+    )
     close_quietly(connection)
     yield harness
     harness.stop()
     connection = connect(settings.amqp_url)
-    harness.topology.delete(connection.channel(), list(harness.region.endpoints), settings.retry_delays_s)
+    harness.topology.delete(
+        connection.channel(), list(harness.region.endpoints), settings.retry_delays_s
+    )
     close_quietly(connection)
 
 
@@ -306,10 +317,17 @@ def enqueue_filings(epuap: Simulator) -> Callable[[int], int]:
 
     def enqueue(per_office: int) -> int:
         mailboxes = [
-            {"address": esp, "office_name": name, "office_teryt": office_id.replace("_", ""), "count": per_office}
+            {
+                "address": esp,
+                "office_name": name,
+                "office_teryt": office_id.replace("_", ""),
+                "count": per_office,
+            }
             for office_id, name, esp in OFFICES
         ]
-        answer = epuap.admin("POST", "/_sim/documents", json={"mailboxes": mailboxes, "seed": 7, "attachments": 1})
+        answer = epuap.admin(
+            "POST", "/_sim/documents", json={"mailboxes": mailboxes, "seed": 7, "attachments": 1}
+        )
         return int(answer["enqueued"])
 
     return enqueue

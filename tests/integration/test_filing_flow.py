@@ -42,8 +42,14 @@ def test_each_filing_reaches_its_own_offices_eod(hub, eod, enqueue_filings):
     assert endpoints == ["eod@1421"] * 3 + ["eod@146501_1"] * 3
 
 
-def test_a_malformed_document_is_rejected_and_confirmed_and_the_next_still_flows(hub, epuap, eod, enqueue_filings):
-    epuap.admin("POST", "/_sim/mailboxes/umwarszawa/skrytka/raw?filename=zly.xml", data=b"<wnio:Dokument><niedomkniety>")
+def test_a_malformed_document_is_rejected_and_confirmed_and_the_next_still_flows(
+    hub, epuap, eod, enqueue_filings
+):
+    epuap.admin(
+        "POST",
+        "/_sim/mailboxes/umwarszawa/skrytka/raw?filename=zly.xml",
+        data=b"<wnio:Dokument><niedomkniety>",
+    )
     enqueue_filings(1)
     hub.start_relay()
     hub.start_worker()
@@ -74,8 +80,14 @@ def test_a_document_nobody_handles_is_rejected_with_its_reason(hub, epuap, eod):
     assert eod.admin("GET", "/_sim/received") == {}
 
 
-def test_a_filing_pulled_twice_after_a_lost_confirmation_is_stored_once(hub, epuap, eod, enqueue_filings):
-    epuap.admin("POST", "/_sim/faults", json={"operation": "potwierdzOdebranie", "kind": "drop_confirm", "times": 1})
+def test_a_filing_pulled_twice_after_a_lost_confirmation_is_stored_once(
+    hub, epuap, eod, enqueue_filings
+):
+    epuap.admin(
+        "POST",
+        "/_sim/faults",
+        json={"operation": "potwierdzOdebranie", "kind": "drop_confirm", "times": 1},
+    )
     enqueue_filings(1)
     hub.start_relay()
     hub.start_worker()
@@ -94,7 +106,9 @@ def test_a_publish_no_queue_would_take_fails_instead_of_vanishing(hub):
     try:
         publisher = ConfirmingPublisher(connection, hub.settings.amqp_url)
         properties = pika.BasicProperties(message_id="m1", delivery_mode=2)
-        with pytest.raises(PublishRefused, match="no queue takes routing key 'deliver.nowhere@00'"):
+        with pytest.raises(
+            PublishRefused, match=r"no queue takes routing key 'deliver\.nowhere@00'"
+        ):
             publisher.publish(hub.topology.exchange, "deliver.nowhere@00", properties, b"x")
     finally:
         close_quietly(connection)

@@ -1,17 +1,17 @@
-"""Nothing lost, nothing doubled: broker outages, crashes around the commit, retries, dead letters."""
+"""Nothing lost, nothing doubled: broker outages, crashes around commits, retries, dead letters."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+from tcp_proxy import CuttableProxy
 
+from adapters.eod.outbound import EodRestOutbound
 from hub.broker.codec import to_amqp
 from hub.broker.connection import close_quietly, connect
 from hub.envelope import Address, Envelope
 from hub.workers import ENDPOINT_HEADER
-from adapters.eod.outbound import EodRestOutbound
-from tcp_proxy import CuttableProxy
 
 # A simulated crash ends its worker thread with an exception pytest reports; that is the point.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -61,7 +61,9 @@ def test_documents_accepted_while_the_broker_is_down_are_delivered_once_it_retur
         proxy.close()
 
 
-def test_the_broker_dropping_every_connection_mid_flow_loses_and_doubles_nothing(hub, eod, enqueue_filings):
+def test_the_broker_dropping_every_connection_mid_flow_loses_and_doubles_nothing(
+    hub, eod, enqueue_filings
+):
     proxy = CuttableProxy("127.0.0.1", 5672)
     through_proxy = hub.settings.replace(amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F")
     try:
@@ -69,7 +71,9 @@ def test_the_broker_dropping_every_connection_mid_flow_loses_and_doubles_nothing
         hub.start_worker(through_proxy)
         submitted = enqueue_filings(25)
         hub.poll()
-        hub.wait_for(lambda: any(row.status == "delivered" for row in hub.messages()), what="first delivery")
+        hub.wait_for(
+            lambda: any(row.status == "delivered" for row in hub.messages()), what="first delivery"
+        )
         proxy.cut()
         time.sleep(1.0)
         proxy.restore()
@@ -84,11 +88,15 @@ def test_the_broker_dropping_every_connection_mid_flow_loses_and_doubles_nothing
         proxy.close()
 
 
-def test_a_consumer_killed_between_commit_and_ack_does_not_double_the_delivery(hub, eod, enqueue_filings):
+def test_a_consumer_killed_between_commit_and_ack_does_not_double_the_delivery(
+    hub, eod, enqueue_filings
+):
     crashes: list[str] = []
     delivery_prefix = f"{hub.settings.queue_prefix}.deliver."
     hub.start_relay()
-    crashed_worker = hub.start_worker(wrap=crash_once_after(lambda m: m.queue.startswith(delivery_prefix), crashes))
+    crashed_worker = hub.start_worker(
+        wrap=crash_once_after(lambda m: m.queue.startswith(delivery_prefix), crashes)
+    )
     enqueue_filings(1)
     hub.poll()
     hub.wait_for(lambda: bool(crashes), what="the worker to crash after its commit")
@@ -102,7 +110,10 @@ def test_a_consumer_killed_between_commit_and_ack_does_not_double_the_delivery(h
     assert eod.admin("GET", "/_sim/received")[crashed_id]["count"] == 1
     assert [(a.number, a.outcome) for a in hub.attempts(crashed_id)] == [(1, "delivered")]
     for endpoint in hub.region.endpoints:
-        hub.wait_for(lambda e=endpoint: hub.queue_depth(hub.topology.delivery_queue(e)) == 0, what="queues drained")
+        hub.wait_for(
+            lambda e=endpoint: hub.queue_depth(hub.topology.delivery_queue(e)) == 0,
+            what="queues drained",
+        )
 
 
 class DiesAfterDelivering:
@@ -126,7 +137,7 @@ class DiesAfterDelivering:
         return receipt
 
 
-def test_a_worker_dying_after_the_destination_took_it_but_before_commit_redelivers_under_the_same_key(
+def test_a_worker_dying_before_its_commit_redelivers_under_the_same_idempotency_key(
     hub, eod, enqueue_filings
 ):
     dying = DiesAfterDelivering(EodRestOutbound(hub.region.endpoints["eod@1421"], hub.settings))
@@ -148,7 +159,9 @@ def test_a_worker_dying_after_the_destination_took_it_but_before_commit_redelive
     assert [a.outcome for a in hub.attempts(county.id)] == ["abandoned", "delivered"]
 
 
-def test_a_transient_failure_is_retried_through_the_delay_queues_then_delivered(hub, eod, enqueue_filings):
+def test_a_transient_failure_is_retried_through_the_delay_queues_then_delivered(
+    hub, eod, enqueue_filings
+):
     eod.admin("POST", "/_sim/faults", json={"kind": "http503", "times": 2})
     hub.start_relay()
     hub.start_worker()
@@ -163,7 +176,9 @@ def test_a_transient_failure_is_retried_through_the_delay_queues_then_delivered(
         [("retry", "delivered"), ("retry", "delivered")],
     )
     failed = [a for row in messages for a in hub.attempts(row.id) if a.outcome == "retry"]
-    assert all(a.error_class == "TransientDeliveryError" and "HTTP 503" in a.error_text for a in failed)
+    assert all(
+        a.error_class == "TransientDeliveryError" and "HTTP 503" in a.error_text for a in failed
+    )
 
 
 def test_a_permanent_refusal_is_dead_lettered_with_its_reason(hub, eod, enqueue_filings):
@@ -177,10 +192,14 @@ def test_a_permanent_refusal_is_dead_lettered_with_its_reason(hub, eod, enqueue_
     dead = [row for row in messages if row.status == "dead"]
     assert len(dead) == 1
     assert [a.outcome for a in hub.attempts(dead[0].id)] == ["dead"]
-    hub.wait_for(lambda: hub.queue_depth(hub.topology.dead_letter_queue) == 1, what="one dead letter")
+    hub.wait_for(
+        lambda: hub.queue_depth(hub.topology.dead_letter_queue) == 1, what="one dead letter"
+    )
     connection = connect(hub.settings.amqp_url)
     try:
-        method, properties, _body = connection.channel().basic_get(hub.topology.dead_letter_queue, auto_ack=True)
+        method, properties, _body = connection.channel().basic_get(
+            hub.topology.dead_letter_queue, auto_ack=True
+        )
         assert method is not None
         assert properties.headers["hub-dead-reason"].startswith("delivery-permanent: eod@")
         assert "HTTP 400" in properties.headers["hub-dead-reason"]
@@ -198,15 +217,26 @@ def test_a_message_that_always_breaks_its_worker_is_parked_after_the_delivery_li
         return handle
 
     hub.start_worker(wrap=always_fail)
-    envelope = Envelope(document_type="x", source="test", destination=Address("146501_1"), body=b"<a/>")
+    envelope = Envelope(
+        document_type="x", source="test", destination=Address("146501_1"), body=b"<a/>"
+    )
     properties, body = to_amqp(envelope, "poison-1", {ENDPOINT_HEADER: "eod@146501_1"})
     connection = connect(hub.settings.amqp_url)
     try:
         channel = connection.channel()
         channel.confirm_delivery()
-        channel.basic_publish(hub.topology.exchange, hub.topology.delivery_key("eod@146501_1"), body, properties, mandatory=True)
+        channel.basic_publish(
+            hub.topology.exchange,
+            hub.topology.delivery_key("eod@146501_1"),
+            body,
+            properties,
+            mandatory=True,
+        )
     finally:
         close_quietly(connection)
-    hub.wait_for(lambda: hub.queue_depth(hub.topology.dead_letter_queue) == 1, timeout_s=30, what="the poison message to be parked")
+    hub.wait_for(
+        lambda: hub.queue_depth(hub.topology.dead_letter_queue) == 1,
+        timeout_s=30,
+        what="the poison message to be parked",
+    )
     assert hub.queue_depth(hub.topology.delivery_queue("eod@146501_1")) == 0
-

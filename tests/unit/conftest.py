@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,11 +13,10 @@ class NetworkForbidden(RuntimeError):
 
 
 @pytest.fixture(autouse=True)
-def _forbid_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _forbid_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_args: Any, **_kwargs: Any) -> None:
         raise NetworkForbidden("unit tests must not open network connections")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    yield

@@ -22,7 +22,9 @@ def test_environment_references_are_expanded_with_defaults(tmp_path):
         '[[endpoints]]\nname = "eod@14"\nkind = "eod-rest"\nurl = "${EOD:-http://default}/x"\n'
     )
     assert load_region(path, environ={}).endpoints["eod@14"].url == "http://default/x"
-    assert load_region(path, environ={"EOD": "http://set"}).endpoints["eod@14"].url == "http://set/x"
+    assert (
+        load_region(path, environ={"EOD": "http://set"}).endpoints["eod@14"].url == "http://set/x"
+    )
 
 
 def test_an_unset_reference_without_default_names_the_file(tmp_path):

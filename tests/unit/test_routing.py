@@ -16,14 +16,23 @@ def region(**extra):
             {"id": "1421", "name": "Starostwo Powiatowe w Pruszkowie", "kind": "powiat"},
         ],
         "systems": [{"name": "eod", "kind": "eod-rest", "url": "http://eod/{office}"}],
-        "routes": [{"name": "pismo", "document_type": PISMO, "target_system": "eod", "steps": ["check_well_formed"]}],
+        "routes": [
+            {
+                "name": "pismo",
+                "document_type": PISMO,
+                "target_system": "eod",
+                "steps": ["check_well_formed"],
+            }
+        ],
     }
     raw.update(extra)
     return parse_region(raw)
 
 
 def envelope(document_type=PISMO, office="146501_1", body=b"<wnio:Dokument xmlns:wnio='x'/>"):
-    return Envelope(document_type=document_type, source="epuap", destination=Address(office), body=body)
+    return Envelope(
+        document_type=document_type, source="epuap", destination=Address(office), body=body
+    )
 
 
 def test_pismo_ogolne_goes_to_the_addressee_offices_eod():
@@ -61,7 +70,9 @@ def test_two_matching_routes_fan_a_document_out():
 
 
 def test_routes_can_be_limited_to_some_offices():
-    routes = [{"name": "county-only", "document_type": PISMO, "target_system": "eod", "offices": ["1421"]}]
+    routes = [
+        {"name": "county-only", "document_type": PISMO, "target_system": "eod", "offices": ["1421"]}
+    ]
     router = Router(region(routes=routes))
     assert router.decide(envelope(office="1421"))[0].endpoint == "eod@1421"
     with pytest.raises(UnroutableDocument):
@@ -75,7 +86,9 @@ def test_the_well_formed_step_refuses_broken_xml():
 
 
 def test_an_unknown_step_is_a_configuration_error():
-    routes = [{"name": "pismo", "document_type": PISMO, "target_system": "eod", "steps": ["teleport"]}]
+    routes = [
+        {"name": "pismo", "document_type": PISMO, "target_system": "eod", "steps": ["teleport"]}
+    ]
     with pytest.raises(ConfigurationError, match="teleport"):
         Router(region(routes=routes))
 

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from hub.retry import RetryPolicy, shortest_tier_at_least
@@ -7,13 +9,18 @@ HAPPY_PATH = ["received", "accepted", "routed", "delivering", "delivered", "conf
 
 
 def test_the_happy_path_is_allowed_step_by_step():
-    for current, new in zip(HAPPY_PATH, HAPPY_PATH[1:]):
+    for current, new in itertools.pairwise(HAPPY_PATH):
         check_transition(MessageStatus(current), MessageStatus(new))
 
 
 @pytest.mark.parametrize(
     ("current", "new"),
-    [("delivered", "retrying"), ("rejected", "accepted"), ("confirmed", "dead"), ("received", "delivered")],
+    [
+        ("delivered", "retrying"),
+        ("rejected", "accepted"),
+        ("confirmed", "dead"),
+        ("received", "delivered"),
+    ],
 )
 def test_illegal_moves_are_refused(current, new):
     with pytest.raises(IllegalTransition):

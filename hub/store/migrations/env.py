@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
+from sqlalchemy.engine import Connection
 
 from hub.store.models import Base
 
@@ -38,7 +39,7 @@ def run_migrations_online() -> None:
         _run_on(new_connection)
 
 
-def _run_on(connection: object) -> None:
+def _run_on(connection: Connection) -> None:
     # SQLite cannot ALTER most things; batch mode recreates tables where it must.
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():

@@ -1,0 +1,80 @@
+"""``hub demo`` as a newcomer runs it: separate processes, real broker, simulators on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+
+def run_hub(arguments, tmp_path, timeout_s=300, **extra_env):
+    env = {
+        **os.environ,
+        "HUB_VAR_DIR": str(tmp_path),
+        "HUB_QUEUE_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
+        **extra_env,
+    }
+    env.pop("HUB_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def test_demo_delivers_fifty_filings_exactly_once_and_reports_json(tmp_path):
+    finished = run_hub(["demo", "--documents", "50", "--offices", "4", "--json"], tmp_path)
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    figures = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert figures["submitted"] == 50
+    assert figures["delivered"] == 50
+    assert figures["dead_lettered"] == 0
+    assert figures["duplicates_at_destination"] == 0
+    assert figures["missing_at_destination"] == 0
+    assert figures["exactly_once"] is True
+    assert figures["offices"] == 4
+    assert figures["docs_per_s"] > 0
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+    assert (tmp_path / "demo" / "hub.db").exists()
+
+
+def test_an_unreachable_broker_is_reported_in_one_line_with_the_fix(tmp_path):
+    finished = run_hub(
+        ["demo", "--documents", "1"], tmp_path, HUB_AMQP_URL="amqp://guest:guest@127.0.0.1:1/%2F"
+    )
+
+    assert finished.returncode == 2
+    lines = finished.stderr.strip().splitlines()
+    assert lines == [
+        "hub: RabbitMQ at 127.0.0.1:1 is unreachable (connection refused or closed); "
+        "start it with: rabbitmq-server -detached"
+    ]
+
+
+def test_every_command_has_help(tmp_path):
+    for command in (
+        ["--help"],
+        ["demo", "--help"],
+        ["worker", "--help"],
+        ["relay", "--help"],
+        ["poll", "--help"],
+        ["serve", "--help"],
+        ["db", "upgrade", "--help"],
+    ):
+        finished = run_hub(command, tmp_path, timeout_s=60)
+        assert finished.returncode == 0, (command, finished.stderr)
+        assert "Usage: " in finished.stdout
+
+
+def test_db_upgrade_creates_the_store_on_sqlite(tmp_path):
+    finished = run_hub(["db", "upgrade"], tmp_path, timeout_s=60)
+
+    assert finished.returncode == 0, finished.stderr
+    assert "is at revision head" in finished.stdout
+    assert (tmp_path / "hub.db").exists()
