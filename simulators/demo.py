@@ -180,17 +180,20 @@ class Demo:
             return
 
     def stop(self) -> None:
-        """Stop every process this demo started."""
+        """Stop every process this demo started and remove the demo's queues."""
         stop_all(self.children)
         self.store.close()
+        with contextlib.suppress(HubError):
+            self._reset_queues()
 
     def _reset_queues(self) -> None:
         connection = connect(self.settings.amqp_url)
         try:
             topology = Topology(self.settings.queue_prefix)
-            topology.delete(
-                connection.channel(), self.region.endpoints, self.settings.retry_delays_s
-            )
+            with translate_broker_errors(self.settings.amqp_url):
+                topology.delete(
+                    connection.channel(), self.region.endpoints, self.settings.retry_delays_s
+                )
         finally:
             close_quietly(connection)
 
