@@ -71,16 +71,20 @@ def db_upgrade(settings: Settings, revision: str) -> None:
     "--role", type=click.Choice(["all", "route", "deliver"]), default="all", show_default=True
 )
 @click.pass_obj
-def worker(settings: Settings, role: str) -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Consumers in this process (default: settings worker_threads).",
+)
+def worker(settings: Settings, role: str, threads: int | None) -> None:
     """Consume routing and/or delivery queues until SIGTERM."""
-    from hub.runtime import build_worker, stop_on_signals
+    from hub.runtime import run_worker_threads
     from hub.store.repository import Store
 
     roles = {"route", "deliver"} if role == "all" else {role}
     store = Store.from_url(settings.database_url)
-    loop = build_worker(settings, store, roles)
-    stop_on_signals(loop.stop_requested)
-    loop.run()
+    run_worker_threads(settings, store, roles, threads or settings.worker_threads)
 
 
 @cli.command()

@@ -66,6 +66,25 @@ def build_worker(
     )
 
 
+def run_worker_threads(settings: Settings, store: Store, roles: set[str], threads: int) -> None:
+    """Run ``threads`` consumer loops in this process until SIGTERM.
+
+    Each loop has its own connection and channel (pika is not thread-safe). Most of a
+    delivery is spent waiting (on the destination, the database, the broker's confirm),
+    so several consumers per process overlap those waits; a slow endpoint then holds
+    one consumer, not the whole worker.
+    """
+    loops = [build_worker(settings, store, roles) for _ in range(threads)]
+    stop_on_signals(*(loop.stop_requested for loop in loops))
+    runners = [
+        threading.Thread(target=loop.run, name=f"consumer-{n}") for n, loop in enumerate(loops)
+    ]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+
+
 def declare_topology(settings: Settings, region: Region) -> Callable[[BlockingChannel], None]:
     """A callback that declares the region's topology on a fresh channel."""
     topology = Topology(settings.queue_prefix)

@@ -40,7 +40,8 @@ class Settings:
     http_port: int = 8080
     log_format: str = "console"
     log_level: str = "info"
-    prefetch: int = 50
+    prefetch: int = 20
+    worker_threads: int = 4
     relay_batch_size: int = 500
     relay_idle_s: float = 0.05
     poll_interval_s: float = 1.0

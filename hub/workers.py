@@ -34,7 +34,7 @@ from hub.region import Region
 from hub.retry import RetryPolicy, shortest_tier_at_least
 from hub.routing import RouteDecision, Router
 from hub.settings import Settings
-from hub.states import DeliveryStatus, MessageStatus
+from hub.states import DeliveryStatus
 from hub.store.repository import Claim, ClaimResult, PlannedDelivery, Store
 
 log = get_logger(__name__)
@@ -92,24 +92,23 @@ class RoutingWorker:
         self, envelope: Envelope, message: IncomingMessage, publisher: ConfirmingPublisher
     ) -> None:
         message_id = str(envelope.envelope_id)
-        status = self._store.message_status(message_id)
-        if status is None:
-            publish_dead(publisher, self._topology, message, "the store has no such message")
-            return
-        if status in {MessageStatus.REJECTED, MessageStatus.DEAD}:
-            return
         try:
             decisions = self._router.decide(envelope)
             outgoing = {
                 decision.endpoint: (decision, decision.apply(envelope)) for decision in decisions
             }
         except (RejectedInput, MappingError) as exc:
-            self._store.reject_message(message_id, f"{exc.code}: {exc.reason}")
+            if not self._store.reject_message(message_id, f"{exc.code}: {exc.reason}"):
+                publish_dead(publisher, self._topology, message, "the store has no such message")
+                return
             log.info("document_rejected", code=exc.code, reason=exc.reason)
             return
         tickets = self._store.record_routing(
             message_id, [PlannedDelivery(d.endpoint, d.route) for d, _ in outgoing.values()]
         )
+        if tickets is None:
+            publish_dead(publisher, self._topology, message, "the store has no such message")
+            return
         for ticket in tickets:
             # Only pending deliveries need a message; the others are in flight or done.
             if ticket.status is DeliveryStatus.PENDING and ticket.endpoint in outgoing:

@@ -19,7 +19,9 @@ def create_store_engine(database_url: str) -> Engine:
     """An engine tuned for the hub's many short write transactions."""
     if database_url.startswith("sqlite"):
         return _sqlite_engine(database_url)
-    return create_engine(database_url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip per transaction. A connection that died is
+    # invalidated on first use, the unit of work fails as StoreUnavailable and is retried.
+    return create_engine(database_url, pool_size=8, max_overflow=8, pool_recycle=3600)
 
 
 def _sqlite_engine(database_url: str) -> Engine:

@@ -6,10 +6,12 @@ one transaction; callers ack broker messages only after it returned.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -213,6 +215,12 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time, and a writer that finds the lock taken sleeps
+        # in growing steps (up to 100 ms) before it looks again. Threads of one process
+        # queue on a lock of their own instead, and are handed the database at once.
+        self._writer_turn: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
 
     @classmethod
     def from_url(cls, database_url: str) -> Store:
@@ -226,7 +234,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One unit of work on a Core connection; trouble surfaces as ``StoreUnavailable``."""
-        with translate_store_errors(), self.engine.begin() as connection:
+        with self._writer_turn, translate_store_errors(), self.engine.begin() as connection:
             yield connection
 
     @contextmanager
@@ -354,13 +362,19 @@ class Store:
 
     def record_routing(
         self, message_id: str, planned: Sequence[PlannedDelivery]
-    ) -> list[DeliveryTicket]:
+    ) -> list[DeliveryTicket] | None:
         """Create the message's deliveries (once) and mark it routed.
 
         Idempotent: a redelivered routing message finds the deliveries it made before
-        and gets them back with their current status.
+        and gets them back with their current status. Returns None for a message the
+        store has never seen, and no deliveries for one already rejected or dead.
         """
         with self.transaction() as connection:
+            status = connection.scalar(SELECT_MESSAGE_STATUS, {"message_id": message_id})
+            if status is None:
+                return None
+            if status in {MessageStatus.REJECTED, MessageStatus.DEAD}:
+                return []
             existing = {
                 row.endpoint: DeliveryTicket(row.id, row.endpoint, DeliveryStatus(row.status))
                 for row in connection.execute(SELECT_DELIVERIES_OF, {"message_id": message_id})
@@ -381,16 +395,20 @@ class Store:
             )
             return list(existing.values())
 
-    def reject_message(self, message_id: str, reason: str) -> None:
-        """Mark an accepted message rejected (e.g. nobody handles it), with the reason."""
+    def reject_message(self, message_id: str, reason: str) -> bool:
+        """Mark a message rejected (e.g. nobody handles it), with the reason.
+
+        Returns False if the store has never seen the message.
+        """
         with self.transaction() as connection:
-            connection.execute(
+            changed = connection.execute(
                 update(MESSAGES)
                 .where(MESSAGES.c.id == message_id)
                 .values(
                     status=MessageStatus.REJECTED.value, status_reason=reason, updated_at=utcnow()
                 )
-            )
+            ).rowcount
+            return bool(changed)
 
     # ---- delivery ------------------------------------------------------------------
 
@@ -414,7 +432,11 @@ class Store:
             if claimed is None:
                 return _why_not_claimed(connection, delivery_id, now)
             attempt_number, message_id = claimed
-            connection.execute(CLOSE_ABANDONED_ATTEMPTS, {"abandoned_of": delivery_id, "now": now})
+            if attempt_number > 1:
+                # An earlier attempt may have died with its worker; close it as abandoned.
+                connection.execute(
+                    CLOSE_ABANDONED_ATTEMPTS, {"abandoned_of": delivery_id, "now": now}
+                )
             attempt_id = connection.execute(
                 INSERT_ATTEMPT,
                 {
