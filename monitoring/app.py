@@ -51,6 +51,14 @@ def message(message_id: str) -> tuple[Response, int]:
     """One message's trace: deliveries and attempts."""
     trace = message_trace(_store(), message_id)
     if trace is None:
-        problem = {"type": "urn:hub:problem:not-found", "title": "no such message", "status": 404}
-        return jsonify(problem), 404
+        problem = jsonify(
+            {
+                "type": "urn:hub:problem:not-found",
+                "title": "no such message",
+                "status": 404,
+                "detail": f"the hub has never received a message with id {message_id}",
+            }
+        )
+        problem.mimetype = "application/problem+json"
+        return problem, 404
     return jsonify(trace), 200
