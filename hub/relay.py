@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 
 from hub.broker.codec import to_amqp
-from hub.broker.connection import close_quietly, connect
-from hub.broker.publisher import ConfirmingPublisher
+from hub.broker.connection import close_quietly, connect, translate_broker_errors
+from hub.broker.publisher import ConfirmingPublisher, PublishRefused
 from hub.broker.topology import Topology
 from hub.errors import BrokerUnavailable, StoreUnavailable
 from hub.logging import get_logger
@@ -40,7 +40,9 @@ class OutboxRelay:
             try:
                 self._run_connected(endpoints)
                 backoff_s = 0.5
-            except (BrokerUnavailable, StoreUnavailable) as exc:
+            except (BrokerUnavailable, StoreUnavailable, PublishRefused) as exc:
+                # A refused publish means the topology is missing (a queue deleted by
+                # hand): reconnecting declares it again; the rows stay unsent meanwhile.
                 log.warning("relay_paused", code=exc.code, reason=exc.reason, retry_in_s=backoff_s)
                 self.stop_requested.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, self._settings.broker_backoff_max_s)
@@ -49,16 +51,19 @@ class OutboxRelay:
     def _run_connected(self, endpoints: list[str]) -> None:
         connection = connect(self._settings.amqp_url)
         try:
-            channel = connection.channel()
-            self._topology.declare(channel, endpoints, self._settings.retry_delays_s)
-            publisher = ConfirmingPublisher(connection, self._settings.amqp_url)
-            log.info("relay_started")
-            while not self.stop_requested.is_set():
-                if not self._lease.held():
-                    self._idle(connection, self._settings.singleton_lease_s / 3)
-                    continue
-                if self.relay_batch(publisher) == 0:
-                    self._idle(connection, self._settings.relay_idle_s)
+            with translate_broker_errors(self._settings.amqp_url):
+                channel = connection.channel()
+                self._topology.declare(channel, endpoints, self._settings.retry_delays_s)
+                publisher = ConfirmingPublisher(connection, self._settings.amqp_url)
+                log.info("relay_started")
+                while not self.stop_requested.is_set():
+                    if not self._lease.held():
+                        connection.process_data_events(
+                            time_limit=self._settings.singleton_lease_s / 3
+                        )
+                    elif self.relay_batch(publisher) == 0:
+                        # Nothing to send: wait, keeping heartbeats flowing.
+                        connection.process_data_events(time_limit=self._settings.relay_idle_s)
         finally:
             close_quietly(connection)
 
@@ -75,10 +80,3 @@ class OutboxRelay:
             # Mark what was confirmed even if the batch broke off half-way.
             self._store.mark_outbox_sent(sent)
         return len(sent)
-
-    @staticmethod
-    def _idle(connection: object, seconds: float) -> None:
-        # Keep heartbeats flowing while there is nothing to send.
-        process = getattr(connection, "process_data_events", None)
-        if process is not None:
-            process(time_limit=seconds)

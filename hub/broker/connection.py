@@ -43,6 +43,12 @@ def translate_broker_errors(amqp_url: str) -> Iterator[None]:
     """Turn pika's connection errors into :class:`BrokerUnavailable`."""
     try:
         yield
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        # The broker is there but refused an operation (e.g. a queue declared with other
+        # arguments): say what it said, since waiting will not fix it by itself.
+        raise BrokerUnavailable(
+            f"RabbitMQ refused an operation: {exc.reply_code} {exc.reply_text}"
+        ) from exc
     except CONNECTION_ERRORS as exc:
         where = pika.URLParameters(amqp_url)
         detail = str(exc) or "connection refused or closed"
