@@ -80,6 +80,14 @@ def allowed_next(status: MessageStatus) -> frozenset[MessageStatus]:
     return _MESSAGE_TRANSITIONS[status]
 
 
+def predecessors(status: MessageStatus) -> frozenset[MessageStatus]:
+    """The statuses a message may reach ``status`` from (itself included)."""
+    return frozenset(
+        {current for current, following in _MESSAGE_TRANSITIONS.items() if status in following}
+        | {status}
+    )
+
+
 def check_transition(current: MessageStatus, new: MessageStatus) -> None:
     """Raise :class:`IllegalTransition` unless ``current → new`` is allowed.
 

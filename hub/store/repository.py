@@ -27,7 +27,10 @@ from hub.states import (
     CLAIMABLE_DELIVERY_STATUSES,
     FINAL_DELIVERY_STATUSES,
     DeliveryStatus,
+    IllegalTransition,
     MessageStatus,
+    check_transition,
+    predecessors,
 )
 from hub.store.database import create_store_engine, translate_store_errors
 from hub.store.models import (
@@ -75,14 +78,22 @@ MARK_ROUTED = (
     .where(MESSAGES.c.id == bindparam("message_id"), MESSAGES.c.status == bindparam("accepted"))
     .values(status=MessageStatus.ROUTED.value, updated_at=bindparam("now"))
 )
+# Status updates name the statuses they may start from, so the state machine of
+# hub.states is enforced where the state lives, also against concurrent writers.
 SET_MESSAGE_STATUS = (
     update(MESSAGES)
-    .where(MESSAGES.c.id == bindparam("message_id"))
+    .where(
+        MESSAGES.c.id == bindparam("message_id"),
+        MESSAGES.c.status.in_(bindparam("allowed_from", expanding=True)),
+    )
     .values(status=bindparam("status"), updated_at=bindparam("now"))
 )
 MARK_DELIVERED = (
     update(MESSAGES)
-    .where(MESSAGES.c.id == bindparam("message_id"))
+    .where(
+        MESSAGES.c.id == bindparam("message_id"),
+        MESSAGES.c.status.in_(bindparam("allowed_from", expanding=True)),
+    )
     .values(
         status=MessageStatus.DELIVERED.value,
         updated_at=bindparam("now"),
@@ -399,16 +410,23 @@ class Store:
         """Mark a message rejected (e.g. nobody handles it), with the reason.
 
         Returns False if the store has never seen the message.
+
+        Raises:
+            IllegalTransition: the message has moved past the point of rejection.
         """
         with self.transaction() as connection:
-            changed = connection.execute(
+            current = connection.scalar(SELECT_MESSAGE_STATUS, {"message_id": message_id})
+            if current is None:
+                return False
+            check_transition(MessageStatus(current), MessageStatus.REJECTED)
+            connection.execute(
                 update(MESSAGES)
                 .where(MESSAGES.c.id == message_id)
                 .values(
                     status=MessageStatus.REJECTED.value, status_reason=reason, updated_at=utcnow()
                 )
-            ).rowcount
-            return bool(changed)
+            )
+            return True
 
     # ---- delivery ------------------------------------------------------------------
 
@@ -446,7 +464,7 @@ class Store:
                     "started_at": now,
                 },
             ).scalar_one()
-            _set_message_status(connection, message_id, MessageStatus.DELIVERING, now)
+            _refresh_message(connection, message_id, now)
             return Claim(ClaimResult.CLAIMED, attempt_id, attempt_number, started_at=now)
 
     def complete_delivery(
@@ -678,26 +696,30 @@ def _finish_attempt(
     )
 
 
-def _set_message_status(
-    connection: Connection, message_id: str, status: MessageStatus, now: datetime
-) -> None:
-    connection.execute(
-        SET_MESSAGE_STATUS, {"message_id": message_id, "status": status.value, "now": now}
-    )
-
-
 def _refresh_message(connection: Connection, message_id: str, now: datetime) -> None:
+    """Set the message's status from its deliveries', as the state machine allows."""
     statuses = {
         DeliveryStatus(status)
         for status in connection.scalars(SELECT_DELIVERY_STATUSES, {"message_id": message_id})
     }
     status = _message_status_from(statuses)
+    statement = MARK_DELIVERED if status is MessageStatus.DELIVERED else SET_MESSAGE_STATUS
+    allowed_from = [allowed.value for allowed in predecessors(status)]
+    changed = connection.execute(
+        statement,
+        {
+            "message_id": message_id,
+            "status": status.value,
+            "now": now,
+            "allowed_from": allowed_from,
+        },
+    ).rowcount
+    if not changed:
+        current = connection.scalar(SELECT_MESSAGE_STATUS, {"message_id": message_id})
+        raise IllegalTransition(f"message {message_id} cannot go from {current} to {status}")
     if status is MessageStatus.DELIVERED:
-        connection.execute(MARK_DELIVERED, {"message_id": message_id, "now": now})
         case_id = connection.scalar(SELECT_CASE_OF_MESSAGE, {"message_id": message_id})
         _add_case_event(connection, str(case_id), "delivered", now, message_id)
-    else:
-        _set_message_status(connection, message_id, status, now)
 
 
 def _message_status_from(statuses: set[DeliveryStatus]) -> MessageStatus:
@@ -707,6 +729,7 @@ def _message_status_from(statuses: set[DeliveryStatus]) -> MessageStatus:
         return MessageStatus.DEAD
     if DeliveryStatus.RETRYING in statuses:
         return MessageStatus.RETRYING
-    if DeliveryStatus.DELIVERING in statuses:
+    if statuses & {DeliveryStatus.DELIVERING, DeliveryStatus.DELIVERED}:
+        # Under way: one delivery being tried, or some done and others still pending.
         return MessageStatus.DELIVERING
     return MessageStatus.ROUTED
