@@ -149,6 +149,9 @@ class Demo:
         region_path = self._write_region()
         env = self._child_env(region_path)
         log_dir = self.settings.var_dir / "logs"
+        # Each run's logs start empty, like its database.
+        for old_log in log_dir.glob("*.log"):
+            old_log.unlink()
         self.children.append(start_hub_process("relay", ["relay"], env, log_dir))
         for number in range(self.worker_count):
             self.children.append(start_hub_process(f"worker-{number}", ["worker"], env, log_dir))

@@ -17,6 +17,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from hub.adapters import DeliveryReceipt
 from hub.envelope import Envelope
 from hub.errors import PermanentDeliveryError, TransientDeliveryError
+from hub.http import http_session
 from hub.region import EndpointConfig
 from hub.settings import Settings
 
@@ -33,7 +34,7 @@ class EodRestOutbound:
 
     def setup(self) -> None:
         """Open one keep-alive HTTP session for this endpoint."""
-        self._session = requests.Session()
+        self._session = http_session(self._endpoint.url)
 
     def stop(self) -> None:
         """Close the HTTP session."""

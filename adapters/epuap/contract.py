@@ -6,9 +6,10 @@ import base64
 import hashlib
 from pathlib import Path
 
-import requests
 import zeep
 from zeep.transports import Transport
+
+from hub.http import http_session
 
 WSDL_DIR = Path(__file__).resolve().parents[2] / "wsdl" / "epuap"
 PULL_WSDL = WSDL_DIR / "pull.wsdl"
@@ -27,11 +28,9 @@ def zeep_settings() -> zeep.Settings:
     )
 
 
-def soap_client(wsdl: Path, timeout_s: float) -> zeep.Client:
-    """A zeep client for a local WSDL, with one HTTP session and bounded timeouts."""
-    transport = Transport(
-        session=requests.Session(), timeout=timeout_s, operation_timeout=timeout_s
-    )
+def soap_client(wsdl: Path, url: str, timeout_s: float) -> zeep.Client:
+    """A zeep client for a local WSDL, with one HTTP session to ``url`` and bounded timeouts."""
+    transport = Transport(session=http_session(url), timeout=timeout_s, operation_timeout=timeout_s)
     return zeep.Client(str(wsdl), transport=transport, settings=zeep_settings())
 
 

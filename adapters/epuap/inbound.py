@@ -85,7 +85,7 @@ class EpuapPullInbound:
         # built from the real pull.wsdl and pointed at the configured URL.
         service = getattr(self._local, "service", None)
         if service is None:
-            client = soap_client(PULL_WSDL, self._timeout_s)
+            client = soap_client(PULL_WSDL, self._url, self._timeout_s)
             service = client.create_service(PULL_BINDING, self._url)
             self._local.service = service
         return service

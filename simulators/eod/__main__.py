@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from werkzeug.serving import make_server
-
 from simulators.eod.server import create_app
+from simulators.serving import serve_simulator
 
 
 def main() -> None:
-    """Serve until killed; print the real address once listening (port 0 picks one)."""
+    """Serve until SIGTERM; print the real address once listening (port 0 picks one)."""
     parser = argparse.ArgumentParser(description="EOD (document-management) simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8091)
     arguments = parser.parse_args()
-    server = make_server(arguments.host, arguments.port, create_app(), threaded=True)
-    print(f"eod simulator listening on http://{arguments.host}:{server.port}", flush=True)
-    server.serve_forever()
+    serve_simulator(create_app(), "eod simulator", arguments.host, arguments.port)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import pytest
 import requests
 from flask import Flask
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from hub.adapters import OutboundAdapter
 from hub.broker.connection import close_quietly, connect
@@ -40,6 +39,7 @@ from hub.store.repository import Store
 from hub.workers import DeliveryWorker
 from simulators.eod.server import create_app as create_eod_app
 from simulators.epuap.server import create_app as create_epuap_app
+from simulators.serving import loopback_server
 
 IN_CI = os.environ.get("CI") == "true"
 AMQP_URL = os.environ.get("HUB_TEST_AMQP_URL", DEFAULT_AMQP_URL)
@@ -114,7 +114,7 @@ class Simulator:
 
 
 def serve_in_thread(app: Flask) -> Simulator:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = loopback_server(app)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
 
