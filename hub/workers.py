@@ -68,6 +68,17 @@ def publish_dead(
     publisher.publish(topology.exchange, topology.dead_key, properties, message.body)
 
 
+def envelope_or_park(
+    message: IncomingMessage, publisher: ConfirmingPublisher, topology: Topology
+) -> Envelope | None:
+    """The envelope a message carries, or None after parking a message that carries none."""
+    try:
+        return from_amqp(message.properties, message.body)
+    except (KeyError, ValueError) as exc:
+        publish_dead(publisher, topology, message, f"not a hub envelope: {exc!r}")
+        return None
+
+
 class RoutingWorker:
     """Routes accepted documents: decide destinations, store deliveries, publish them."""
 
@@ -78,10 +89,8 @@ class RoutingWorker:
 
     def handle(self, message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
         """Route one accepted document (idempotent by envelope id)."""
-        try:
-            envelope = from_amqp(message.properties, message.body)
-        except (KeyError, ValueError) as exc:
-            publish_dead(publisher, self._topology, message, f"not a hub envelope: {exc!r}")
+        envelope = envelope_or_park(message, publisher, self._topology)
+        if envelope is None:
             return
         with structlog.contextvars.bound_contextvars(
             envelope_id=str(envelope.envelope_id), correlation_id=envelope.correlation_id
@@ -153,10 +162,8 @@ class DeliveryWorker:
     def handle(self, message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
         """Make one attempt at one delivery (idempotent by delivery id)."""
         endpoint = header(message.properties, ENDPOINT_HEADER) or ""
-        try:
-            envelope = from_amqp(message.properties, message.body)
-        except (KeyError, ValueError) as exc:
-            publish_dead(publisher, self.topology, message, f"not a hub envelope: {exc!r}")
+        envelope = envelope_or_park(message, publisher, self.topology)
+        if envelope is None:
             return
         with structlog.contextvars.bound_contextvars(
             envelope_id=str(envelope.envelope_id),
