@@ -171,22 +171,15 @@ def fresh_postgres_database(base_url: str) -> Iterator[str]:
 
 
 def demo_log_dir() -> Path:
-    """Where ``hub demo`` writes its processes' logs (appended to across runs)."""
+    """Where ``hub demo`` writes its processes' logs (emptied at the start of each run)."""
     return REPO_ROOT / os.environ.get("HUB_VAR_DIR", "var") / "demo" / "logs"
 
 
-def log_sizes(log_dir: Path) -> dict[str, int]:
-    """The current size of every log file, to read only what a run adds."""
-    return {path.name: path.stat().st_size for path in sorted(log_dir.glob("*.log"))}
-
-
-def new_log_problems(log_dir: Path, sizes_before: dict[str, int]) -> dict[str, int]:
-    """Per log file, how many lines written since ``sizes_before`` are errors or warnings."""
+def log_problems(log_dir: Path) -> dict[str, int]:
+    """Per log file of one run, how many lines are errors or warnings (files without: left out)."""
     problems: dict[str, int] = {}
     for path in sorted(log_dir.glob("*.log")):
-        with path.open("rb") as log_file:
-            log_file.seek(sizes_before.get(path.name, 0))
-            lines = log_file.read().decode("utf-8", errors="replace").splitlines()
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
         count = sum(1 for line in lines if is_problem_line(line))
         if count:
             problems[path.name] = count
@@ -271,7 +264,7 @@ def run_hub_core(
                     work_dir=work_dir,
                 )
                 result = measure_hub_core(plan)
-            return result.as_dict(), new_log_problems(plan.log_dir, {})
+            return result.as_dict(), log_problems(plan.log_dir)
     except CoreRunFailed as exc:
         print(f"hub core run on {database} failed: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
@@ -420,11 +413,10 @@ def run_demos(
 ) -> None:
     """``hub demo`` on each database, its figures and log problems into ``report``."""
     for database in arguments.databases:
-        sizes_before = log_sizes(demo_log_dir())
         database_url = postgres_url if database == "postgresql" else None
         print(f"running hub demo on {database} ...", file=sys.stderr, flush=True)
         report.demos[database] = run_hub_demo(arguments, database_url)
-        report.log_problems[database] = new_log_problems(demo_log_dir(), sizes_before)
+        report.log_problems[database] = log_problems(demo_log_dir())
 
 
 def run_cores(arguments: argparse.Namespace, report: BenchmarkReport) -> None:
