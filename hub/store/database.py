@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from hub.errors import StoreUnavailable
 
 SQLITE_BUSY_TIMEOUT_S = 60
+READ_ONLY_OPTION = "hub_read_only"
 
 
 def create_store_engine(database_url: str) -> Engine:
@@ -42,7 +43,9 @@ def _sqlite_engine(database_url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers must not take the write lock from the hub's writers.
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -32,7 +32,7 @@ from hub.states import (
     check_transition,
     predecessors,
 )
-from hub.store.database import create_store_engine, translate_store_errors
+from hub.store.database import READ_ONLY_OPTION, create_store_engine, translate_store_errors
 from hub.store.models import (
     AttemptRow,
     CaseEventRow,
@@ -225,7 +225,8 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._reader = engine.execution_options(**{READ_ONLY_OPTION: True})
+        self._sessions = sessionmaker(self._reader, expire_on_commit=False)
         # SQLite has one writer at a time, and a writer that finds the lock taken sleeps
         # in growing steps (up to 100 ms) before it looks again. Threads of one process
         # queue on a lock of their own instead, and are handed the database at once.
@@ -246,6 +247,12 @@ class Store:
     def transaction(self) -> Iterator[Connection]:
         """One unit of work on a Core connection; trouble surfaces as ``StoreUnavailable``."""
         with self._writer_turn, translate_store_errors(), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only unit of work, which on SQLite leaves the write lock to writers."""
+        with translate_store_errors(), self._reader.begin() as connection:
             yield connection
 
     @contextmanager
@@ -334,7 +341,7 @@ class Store:
 
     def unsent_outbox(self, limit: int) -> list[OutboxItem]:
         """The oldest outbox rows not yet published, with their envelopes."""
-        with self.transaction() as connection:
+        with self.reading() as connection:
             rows = connection.execute(
                 select(OUTBOX.c.id.label("outbox_id"), OUTBOX.c.routing_key, *MESSAGES.c)
                 .join(MESSAGES, MESSAGES.c.id == OUTBOX.c.message_id)
@@ -357,7 +364,7 @@ class Store:
 
     def count_unsent_outbox(self) -> int:
         """How many outbox rows wait for the relay."""
-        with self.transaction() as connection:
+        with self.reading() as connection:
             count = connection.scalar(
                 select(func.count()).select_from(OUTBOX).where(OUTBOX.c.sent_at.is_(None))
             )
@@ -367,7 +374,7 @@ class Store:
 
     def message_status(self, message_id: str) -> MessageStatus | None:
         """The message's current status, or None if the store has never seen it."""
-        with self.transaction() as connection:
+        with self.reading() as connection:
             status = connection.scalar(SELECT_MESSAGE_STATUS, {"message_id": message_id})
             return MessageStatus(status) if status else None
 
