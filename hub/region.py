@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 from hub.errors import ConfigurationError
 
 _ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
+# An e-Doręczenia address (adres do doręczeń elektronicznych): AE:PL-12345-67890-ABCDE-12.
+EDORECZENIA_ADDRESS = re.compile(r"^AE:PL-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9]{2}$")
 ESP_ADDRESS = re.compile(r"^/(?P<podmiot>[^/\s]+)/(?P<skrytka>[^/\s]+)$")
 
 
@@ -33,6 +35,7 @@ class Office:
     name: str
     kind: str = "gmina"
     esp_address: str = ""
+    edoreczenia_address: str = ""
 
     @property
     def epuap_podmiot(self) -> str:
@@ -192,9 +195,15 @@ def _office(item: Mapping[str, Any]) -> Office:
         name=_required(item, "name", "office"),
         kind=str(item.get("kind", "gmina")),
         esp_address=str(item.get("esp", "")),
+        edoreczenia_address=str(item.get("edoreczenia", "")),
     )
     if office.esp_address:
         _esp_parts(office.esp_address)
+    if office.edoreczenia_address and not EDORECZENIA_ADDRESS.match(office.edoreczenia_address):
+        raise ConfigurationError(
+            f"e-Doręczenia address {office.edoreczenia_address!r} of office {office.id} "
+            "is not of the form AE:PL-XXXXX-XXXXX-XXXXX-XX"
+        )
     return office
 
 

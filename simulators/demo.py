@@ -319,6 +319,7 @@ def _office_toml(office: Office) -> str:
     return (
         f"[[offices]]\nid = {_quote(office.id)}\nname = {_quote(office.name)}\n"
         f"kind = {_quote(office.kind)}\nesp = {_quote(office.esp_address)}\n"
+        f"edoreczenia = {_quote(office.edoreczenia_address)}\n"
     )
 
 
