@@ -66,6 +66,37 @@ def db_upgrade(settings: Settings, revision: str) -> None:
     click.echo(f"database at {_safe_url(settings.database_url)} is at revision {revision}")
 
 
+@cli.group()
+def keys() -> None:
+    """Manage the keystore of office identities."""
+
+
+@keys.command("init")
+@click.option(
+    "--offices",
+    default="",
+    help="Comma-separated office ids (default: every office of the region).",
+)
+@click.pass_obj
+def keys_init(settings: Settings, offices: str) -> None:
+    """Create a test CA and an identity per office (plus the hub and the ePUAP simulator)."""
+    import shutil
+
+    from hub.region import load_region
+    from hub.signing.keystore import CA_NAME, init_keystore
+
+    office_ids = [office for office in offices.split(",") if office] or list(
+        load_region(settings.region_path).offices
+    )
+    written = init_keystore(settings.keys, ["hub", "epuap", *office_ids])
+    settings.trust.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(settings.keys / f"{CA_NAME}.pem", settings.trust / f"{CA_NAME}.pem")
+    click.echo(
+        f"keystore {settings.keys}: {len(written)} file(s) written, "
+        f"{len(office_ids) + 2} identities; CA trusted in {settings.trust}"
+    )
+
+
 @cli.command()
 @click.option(
     "--role", type=click.Choice(["all", "route", "deliver"]), default="all", show_default=True

@@ -51,11 +51,18 @@ class Settings:
     max_attempts: int = 8
     broker_backoff_max_s: float = 30.0
     singleton_lease_s: float = 15.0
+    keystore_dir: Path | None = None
+    keystore_password: str = ""
+    trust_store_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.database_url:
             sqlite_path = (self.var_dir / "hub.db").resolve()
             object.__setattr__(self, "database_url", f"sqlite:///{sqlite_path}")
+        if self.keystore_dir is None:
+            object.__setattr__(self, "keystore_dir", self.var_dir / "keys")
+        if self.trust_store_dir is None:
+            object.__setattr__(self, "trust_store_dir", self.var_dir / "trust")
         if self.log_format not in {"console", "json"}:
             raise ConfigurationError(
                 f"log_format must be 'console' or 'json', not {self.log_format!r}"
@@ -93,6 +100,18 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (values already typed)."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def keys(self) -> Path:
+        """The keystore folder (``keystore_dir``, default ``<var_dir>/keys``)."""
+        assert self.keystore_dir is not None
+        return self.keystore_dir
+
+    @property
+    def trust(self) -> Path:
+        """The trust store folder of CA certificates (default ``<var_dir>/trust``)."""
+        assert self.trust_store_dir is not None
+        return self.trust_store_dir
 
     @property
     def is_sqlite(self) -> bool:
@@ -133,7 +152,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
 def _coerce(name: str, annotation: object, raw: Any) -> Any:
     kind = str(annotation)
     try:
-        if kind == "Path":
+        if kind.startswith("Path"):
             return Path(raw)
         if kind == "int":
             return int(raw)

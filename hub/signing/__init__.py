@@ -1,0 +1,1 @@
+"""Keys, certificates and signatures: the office identities the hub signs with."""
