@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from hub.envelope import Envelope
 from hub.errors import ConfigurationError
+from hub.receipts import Evidence
 from hub.region import EndpointConfig, InboundConfig, Region
 from hub.settings import Settings
 
@@ -22,12 +23,13 @@ ADAPTER_GROUP = "hub.adapters"
 
 @dataclass(frozen=True, slots=True)
 class DeliveryReceipt:
-    """What the destination said when it took a document."""
+    """What the destination said when it took a document, with any evidence it issued."""
 
     endpoint: str
     external_reference: str | None = None
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     duplicate: bool = False
+    evidence: tuple[Evidence, ...] = ()
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ in its URL replaced by the office id.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -59,6 +60,9 @@ class EndpointConfig:
     url: str
     timeout_s: float = 10.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    # The office this endpoint serves, as the catalogue describes it (its ePUAP and
+    # e-Doręczenia addresses sign and address what the endpoint sends).
+    owner: Office | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +147,12 @@ def parse_region(raw: Mapping[str, Any]) -> Region:
     for system in raw.get("systems", []):
         endpoints.extend(_system_endpoints(system, offices))
     endpoint_map = _unique("endpoint", endpoints)
-    for endpoint in endpoint_map.values():
+    for name, endpoint in endpoint_map.items():
         if endpoint.office not in offices:
             raise ConfigurationError(
                 f"endpoint {endpoint.name} names unknown office {endpoint.office}"
             )
+        endpoint_map[name] = dataclasses.replace(endpoint, owner=offices[endpoint.office])
     routes = tuple(_route(item) for item in raw.get("routes", []))
     inbound = tuple(_inbound(item) for item in raw.get("inbound", []))
     name = str(raw.get("region", {}).get("name", "region"))

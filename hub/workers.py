@@ -198,7 +198,9 @@ class DeliveryWorker:
             except DeliveryError as exc:
                 self._failed(exc, claim, message, publisher, started)
                 return
-            self.store.complete_delivery(message.message_id, claim, receipt.external_reference)
+            self.store.complete_delivery(
+                message.message_id, claim, receipt.external_reference, receipt.evidence
+            )
             log.info(
                 "delivery_finished",
                 outcome="delivered",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import zeep
 from zeep.transports import Transport
@@ -14,6 +15,8 @@ from hub.http import http_session
 WSDL_DIR = Path(__file__).resolve().parents[2] / "wsdl" / "epuap"
 PULL_WSDL = WSDL_DIR / "pull.wsdl"
 PULL_BINDING = "{http://ws.epuap.gov.pl/pull/}pull"
+SKRYTKA_WSDL = WSDL_DIR / "skrytka.wsdl"
+SKRYTKA_BINDING = "{http://ws.epuap.gov.pl/skrytka/}skrytkaBinding"
 STATUS_OK = 1
 
 
@@ -28,10 +31,13 @@ def zeep_settings() -> zeep.Settings:
     )
 
 
-def soap_client(wsdl: Path, url: str, timeout_s: float) -> zeep.Client:
-    """A zeep client for a local WSDL, with one HTTP session to ``url`` and bounded timeouts."""
+def soap_client(wsdl: Path, url: str, timeout_s: float, wsse: Any = None) -> zeep.Client:
+    """A zeep client for a local WSDL, with one HTTP session to ``url`` and bounded timeouts.
+
+    ``wsse`` is the WS-Security plugin that signs requests and checks answers.
+    """
     transport = Transport(session=http_session(url), timeout=timeout_s, operation_timeout=timeout_s)
-    return zeep.Client(str(wsdl), transport=transport, settings=zeep_settings())
+    return zeep.Client(str(wsdl), transport=transport, settings=zeep_settings(), wsse=wsse)
 
 
 def sha1_b64(content: bytes) -> str:

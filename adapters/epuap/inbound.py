@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -24,10 +25,12 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from adapters.epuap.contract import PULL_BINDING, PULL_WSDL, STATUS_OK, sha1_b64, soap_client
 from hub.adapters import Accept
 from hub.envelope import Address, Envelope
-from hub.errors import InboundUnavailable, MalformedDocument
+from hub.errors import ConfigurationError, InboundUnavailable, MalformedDocument, SignatureInvalid
 from hub.logging import get_logger
 from hub.region import InboundConfig, Office, Region
 from hub.settings import Settings
+from hub.signing.keystore import Keystore
+from hub.signing.wssecurity import WsSecurity
 from hub.xml import parse_document, root_namespace
 
 log = get_logger(__name__)
@@ -51,9 +54,21 @@ class EpuapPullInbound:
         self._offices = [office for office in region.offices.values() if office.esp_address]
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
+        # WS-Security: each office's system signs the calls for its own mailbox.
+        self._signing = bool(channel.options.get("ws_security", False))
+        self._settings = settings
+        self._platform_certificate = str(channel.options.get("platform_certificate", ""))
+        self._keystore: Keystore | None = None
+        self._platform_pem: bytes | None = None
 
     def setup(self) -> None:
         """Start the pool of mailbox drainers (each thread builds its own zeep client)."""
+        if self._signing:
+            self._keystore = Keystore(self._settings.keys, self._settings.keystore_password)
+            platform = Path(self._platform_certificate or self._settings.keys / "epuap.pem")
+            if not platform.exists():
+                raise ConfigurationError(f"ePUAP platform certificate {platform} is missing")
+            self._platform_pem = platform.read_bytes()
         self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="epuap-pull")
 
     def stop(self) -> None:
@@ -81,18 +96,33 @@ class EpuapPullInbound:
 
     @property
     def _service(self) -> Any:
+        return self._thread_client()[1]
+
+    def _thread_client(self) -> tuple[Any, Any]:
         # zeep clients and requests sessions are not shared across threads: one per thread,
         # built from the real pull.wsdl and pointed at the configured URL.
-        service = getattr(self._local, "service", None)
-        if service is None:
-            client = soap_client(PULL_WSDL, self._url, self._timeout_s)
-            service = client.create_service(PULL_BINDING, self._url)
-            self._local.service = service
-        return service
+        if getattr(self._local, "service", None) is None:
+            self._local.client = soap_client(PULL_WSDL, self._url, self._timeout_s)
+            self._local.service = self._local.client.create_service(PULL_BINDING, self._url)
+            self._local.signers = {}
+        return self._local.client, self._local.service
+
+    def _sign_as(self, office: Office) -> None:
+        """Make this thread's client sign with ``office``'s identity (a thread drains one box)."""
+        if self._keystore is None:
+            return
+        client, _service = self._thread_client()
+        signers: dict[str, WsSecurity] = self._local.signers
+        if office.id not in signers:
+            signers[office.id] = WsSecurity(
+                self._keystore.identity(office.id), platform_certificate_pem=self._platform_pem
+            )
+        client.wsse = signers[office.id]
 
     def drain_mailbox(self, office: Office, accept: Accept) -> int:
         """Take every document waiting in ``office``'s mailbox; return how many."""
         query = _mailbox_query(office)
+        self._sign_as(office)
         waiting = self._call("oczekujaceDokumenty", **query).oczekujace
         for _ in range(waiting):
             document = self._call("pobierzNastepny", **query)
@@ -178,6 +208,10 @@ def _translate_soap_errors(operation: str) -> Iterator[None]:
         raise InboundUnavailable(f"ePUAP {operation} unreachable: {exc}") from exc
     except zeep.exceptions.Fault as exc:
         raise InboundUnavailable(f"ePUAP {operation} answered a fault: {exc.message}") from exc
+    except SignatureInvalid as exc:
+        raise InboundUnavailable(
+            f"ePUAP {operation} answer not signed by ePUAP: {exc.reason}"
+        ) from exc
     except zeep.exceptions.Error as exc:
         raise InboundUnavailable(f"ePUAP {operation} failed: {exc}") from exc
     except requests.RequestException as exc:

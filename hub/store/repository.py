@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.envelope import Address, Envelope
+from hub.receipts import Evidence
 from hub.states import (
     CLAIMABLE_DELIVERY_STATUSES,
     FINAL_DELIVERY_STATUSES,
@@ -40,6 +41,7 @@ from hub.store.models import (
     DeliveryRow,
     MessageRow,
     OutboxRow,
+    ReceiptRow,
     SingletonLockRow,
 )
 
@@ -52,12 +54,14 @@ CASE_EVENTS: Table = CaseEventRow.__table__  # type: ignore[assignment]
 ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
 DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[assignment]
 LOCKS: Table = SingletonLockRow.__table__  # type: ignore[assignment]
+RECEIPTS: Table = ReceiptRow.__table__  # type: ignore[assignment]
 
 INSERT_MESSAGE = insert(MESSAGES)
 INSERT_OUTBOX = insert(OUTBOX)
 INSERT_CASE = insert(CASES)
 INSERT_CASE_EVENT = insert(CASE_EVENTS)
 INSERT_DELIVERY = insert(DELIVERIES)
+INSERT_RECEIPT = insert(RECEIPTS)
 INSERT_ATTEMPT = insert(ATTEMPTS).returning(ATTEMPTS.c.id)
 SELECT_CASE = select(CASES.c.id).where(CASES.c.id == bindparam("case_id"))
 SELECT_BY_EXTERNAL_ID = select(MESSAGES.c.id).where(
@@ -475,9 +479,16 @@ class Store:
             return Claim(ClaimResult.CLAIMED, attempt_id, attempt_number, started_at=now)
 
     def complete_delivery(
-        self, delivery_id: str, claim: Claim, external_reference: str | None
+        self,
+        delivery_id: str,
+        claim: Claim,
+        external_reference: str | None,
+        evidence: Sequence[Evidence] = (),
     ) -> None:
-        """Record a successful attempt; the message is delivered once all its deliveries are."""
+        """Record a successful attempt and the receipts the destination issued.
+
+        The message is delivered once all its deliveries are.
+        """
         with self.transaction() as connection:
             now = utcnow()
             _finish_attempt(
@@ -495,7 +506,14 @@ class Store:
                     "now": now,
                 },
             ).scalar_one()
+            for receipt in evidence:
+                _insert_receipt(connection, message_id, delivery_id, receipt, now)
             _refresh_message(connection, message_id, now)
+
+    def record_receipt(self, message_id: str, evidence: Evidence) -> None:
+        """Keep a receipt that arrived on its own (e.g. a UPD pulled from an inbox)."""
+        with self.transaction() as connection:
+            _insert_receipt(connection, message_id, None, evidence, utcnow())
 
     def fail_delivery(
         self,
@@ -648,6 +666,27 @@ def _open_case(connection: Connection, envelope: Envelope, now: datetime) -> Non
             },
         )
     _add_case_event(connection, envelope.correlation_id, "received", now, str(envelope.envelope_id))
+
+
+def _insert_receipt(
+    connection: Connection,
+    message_id: str,
+    delivery_id: str | None,
+    evidence: Evidence,
+    now: datetime,
+) -> None:
+    connection.execute(
+        INSERT_RECEIPT,
+        {
+            "message_id": message_id,
+            "delivery_id": delivery_id,
+            "kind": evidence.kind,
+            "external_id": evidence.external_id,
+            "document": evidence.document,
+            "signature_valid": evidence.signature_valid,
+            "received_at": now,
+        },
+    )
 
 
 def _add_case_event(
