@@ -103,6 +103,11 @@ def outbound_adapter(endpoint: EndpointConfig, settings: Settings) -> OutboundAd
     return adapter
 
 
+def is_polled(kind: str) -> bool:
+    """Whether inbound channels of ``kind`` are polled (others are pushed to over HTTP)."""
+    return hasattr(load_adapter_kind(kind), "poll_once")
+
+
 def polling_inbound(channel: InboundConfig, region: Region, settings: Settings) -> PollingInbound:
     """Instantiate and set up the polling adapter for ``channel``."""
     factory: InboundFactory = load_adapter_kind(channel.kind)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from hub.adapters import PollingInbound, polling_inbound
+from hub.adapters import PollingInbound, is_polled, polling_inbound
 from hub.errors import HubError, StoreUnavailable
 from hub.inbound import accept_into
 from hub.logging import get_logger
@@ -26,7 +26,9 @@ class Poller:
         self._settings = settings
         self._lease = SingletonLease(store, POLLER_LOCK, holder, settings.singleton_lease_s)
         self._channels: list[PollingInbound] = [
-            polling_inbound(channel, region, settings) for channel in region.inbound
+            polling_inbound(channel, region, settings)
+            for channel in region.inbound
+            if is_polled(channel.kind)
         ]
         self.stop_requested = threading.Event()
 

@@ -140,6 +140,7 @@ class ReceivedMessage:
     subject: str
     submitted_at: datetime | None
     attachments: tuple[AttachmentInfo, ...]
+    text_body: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +267,7 @@ def task_finished(answer: Any) -> bool:
     status = _mapping(answer, "MessageTaskStatus").get("messageTaskStatus")
     if status not in {"FINISHED", "PENDING"}:
         raise AnswerShapeError(f"unknown messageTaskStatus {status!r}")
-    return status == "FINISHED"
+    return bool(status == "FINISHED")
 
 
 def task_outcome(answer: Any) -> TaskOutcome:
@@ -327,6 +328,7 @@ def received_message(answer: Any) -> ReceivedMessage:
                 key=lambda attachment: attachment.order,
             )
         ),
+        text_body=str(message.get("textBody") or ""),
     )
 
 

@@ -337,6 +337,12 @@ class Store:
             raise
         return AcceptOutcome(status.value)
 
+    def message_id_by_external_id(self, external_id: str) -> str | None:
+        """The id of the message stored under the sender's ``external_id``, if any."""
+        with self.reading() as connection:
+            found = connection.scalar(SELECT_BY_EXTERNAL_ID, {"external_id": external_id})
+            return None if found is None else str(found)
+
     def _external_id_stored(self, external_id: str) -> bool:
         with self.transaction() as connection:
             return _external_id_known(connection, external_id)
