@@ -15,8 +15,10 @@ from hub.broker.topology import Topology
 from hub.poller import Poller
 from hub.region import Region, load_region
 from hub.relay import OutboxRelay
-from hub.routing import Router
+from hub.routing import BUILTIN_STEPS, Router, Step
 from hub.settings import Settings
+from hub.signing.keystore import Keystore
+from hub.signing.steps import sign_with_office
 from hub.store.repository import Store
 from hub.workers import DeliveryWorker, RoutingWorker, worker_name
 
@@ -42,7 +44,7 @@ def build_worker(
     """
     region = load_region(settings.region_path)
     topology = Topology(settings.queue_prefix)
-    routing = RoutingWorker(store, Router(region), topology)
+    routing = RoutingWorker(store, Router(region, route_steps(settings)), topology)
     delivery = delivery or DeliveryWorker(store, region, settings, topology)
     queues: list[str] = []
     if "route" in roles:
@@ -64,6 +66,12 @@ def build_worker(
         on_connect=declare_topology(settings, region),
         backoff_max_s=settings.broker_backoff_max_s,
     )
+
+
+def route_steps(settings: Settings) -> dict[str, Step]:
+    """Every step a route may name, the signing ones bound to this hub's keystore."""
+    keystore = Keystore(settings.keys, settings.keystore_password)
+    return {**BUILTIN_STEPS, "sign_with_office": sign_with_office(keystore)}
 
 
 def run_worker_threads(settings: Settings, store: Store, roles: set[str], threads: int) -> None:

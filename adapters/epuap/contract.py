@@ -17,6 +17,8 @@ PULL_WSDL = WSDL_DIR / "pull.wsdl"
 PULL_BINDING = "{http://ws.epuap.gov.pl/pull/}pull"
 SKRYTKA_WSDL = WSDL_DIR / "skrytka.wsdl"
 SKRYTKA_BINDING = "{http://ws.epuap.gov.pl/skrytka/}skrytkaBinding"
+DORECZYCIEL_WSDL = WSDL_DIR / "doreczyciel.wsdl"
+DORECZYCIEL_BINDING = "{http://ws.epuap.gov.pl/doreczyciel/}doreczyciel"
 STATUS_OK = 1
 
 

@@ -1,9 +1,14 @@
-"""Sending an office's letters and decisions to a citizen's ePUAP mailbox (WS-Skrytka ``nadaj``).
+"""Sending an office's letters and decisions to a citizen's ePUAP mailbox.
+
+Two services send: WS-Skrytka ``nadaj`` (the platform answers with a UPP, urzędowe
+poświadczenie przedłożenia, its proof of submission) and WS-Doręczyciel ``dorecz``
+(for a document that must carry the office's XAdES signature; the UPD, urzędowe
+poświadczenie doręczenia, arrives later in the office's own mailbox, when the citizen
+has collected it, and is linked to the delivery by the ``hub-receipts`` kind).
 
 Every call carries WS-Security signed with the sending office's certificate, and the
-platform's answer must be signed with the platform's certificate. The answer carries
-the UPP (urzędowe poświadczenie przedłożenia, the platform's proof of submission), which
-is verified against the trust store and kept as the delivery's evidence.
+platform's answer must be signed with the platform's certificate. A UPP is verified
+against the trust store and kept as the delivery's evidence.
 
 The recipient's mailbox comes from the envelope header ``epuap-recipient``
 (``/podmiot/skrytka``); the office's own mailbox is the reply address.
@@ -22,7 +27,14 @@ import requests
 import zeep.exceptions
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from adapters.epuap.contract import SKRYTKA_BINDING, SKRYTKA_WSDL, STATUS_OK, soap_client
+from adapters.epuap.contract import (
+    DORECZYCIEL_BINDING,
+    DORECZYCIEL_WSDL,
+    SKRYTKA_BINDING,
+    SKRYTKA_WSDL,
+    STATUS_OK,
+    soap_client,
+)
 from hub.adapters import DeliveryReceipt
 from hub.envelope import Envelope
 from hub.errors import (
@@ -51,6 +63,9 @@ UPP_KIND = "UPP"
 class EpuapSkrytkaOutbound:
     """The ``epuap-skrytka`` outbound kind: one office's sending channel to ePUAP."""
 
+    wsdl = SKRYTKA_WSDL
+    binding = SKRYTKA_BINDING
+
     def __init__(self, endpoint: EndpointConfig, settings: Settings) -> None:
         if endpoint.owner is None or not endpoint.owner.esp_address:
             raise ConfigurationError(f"endpoint {endpoint.name}: its office has no ESP address")
@@ -66,12 +81,12 @@ class EpuapSkrytkaOutbound:
         identity = keystore.identity(self._endpoint.office)
         platform_pem = self._platform_certificate()
         client = soap_client(
-            SKRYTKA_WSDL,
+            self.wsdl,
             self._endpoint.url,
             self._endpoint.timeout_s,
             wsse=WsSecurity(identity, platform_certificate_pem=platform_pem),
         )
-        self._service = client.create_service(SKRYTKA_BINDING, self._endpoint.url)
+        self._service = client.create_service(self.binding, self._endpoint.url)
         self._trust = TrustStore.from_directory(self._settings.trust)
 
     def stop(self) -> None:
@@ -87,7 +102,7 @@ class EpuapSkrytkaOutbound:
         """
         recipient = _recipient(envelope)
         with _translate_soap_errors(self._endpoint.name):
-            answer = self._nadaj(envelope, recipient)
+            answer = self._send(envelope, recipient)
         if answer.status.kod != STATUS_OK:
             raise PermanentDeliveryError(
                 f"ePUAP refused the document for {recipient}: "
@@ -106,7 +121,7 @@ class EpuapSkrytkaOutbound:
         wait=wait_exponential(multiplier=0.05, max=0.5),
         reraise=True,
     )
-    def _nadaj(self, envelope: Envelope, recipient: str) -> Any:
+    def _send(self, envelope: Envelope, recipient: str) -> Any:
         # Only connection failures are retried in-call: the request never reached ePUAP.
         return self._service.nadaj(
             nazwaPliku=envelope.headers.get("filename", "dokument.xml"),
@@ -122,7 +137,7 @@ class EpuapSkrytkaOutbound:
         )
 
     def _upp_evidence(self, answer: Any, envelope: Envelope) -> tuple[Evidence, ...]:
-        attachment = answer.zalacznik
+        attachment = getattr(answer, "zalacznik", None)
         if attachment is None or not attachment.zawartosc:
             log.warning("epuap_upp_missing", document_id=str(answer.identyfikatorDokumentu))
             return ()
@@ -154,6 +169,38 @@ class EpuapSkrytkaOutbound:
                 f"endpoint {self._endpoint.name}: the platform certificate {path} is missing"
             )
         return path.read_bytes()
+
+
+class EpuapDoreczycielOutbound(EpuapSkrytkaOutbound):
+    """The ``epuap-doreczyciel`` outbound kind: delivery against a UPD (proof of delivery).
+
+    The document must already carry the office's XAdES signature (a ``sign_with_office``
+    route step puts it there); the platform refuses it otherwise.
+    """
+
+    wsdl = DORECZYCIEL_WSDL
+    binding = DORECZYCIEL_BINDING
+
+    @retry(
+        retry=retry_if_exception_type(requests.ConnectionError),
+        stop=stop_after_attempt(3),
+        wait=wait_exponential(multiplier=0.05, max=0.5),
+        reraise=True,
+    )
+    def _send(self, envelope: Envelope, recipient: str) -> Any:
+        return self._service.dorecz(
+            nazwaPliku=envelope.headers.get("filename", "dokument.xml"),
+            typPliku=envelope.content_type,
+            zawartosc=envelope.body,
+            _soapheaders={
+                "podmiot": self._office.epuap_podmiot,
+                "adresSkrytki": recipient,
+                "adresOdpowiedzi": self._office.esp_address,
+                "czyProbne": False,
+                "identyfikatorSprawy": envelope.correlation_id,
+                "daneDodatkowe": b"",
+            },
+        )
 
 
 def _recipient(envelope: Envelope) -> str:

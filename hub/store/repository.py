@@ -343,6 +343,16 @@ class Store:
             found = connection.scalar(SELECT_BY_EXTERNAL_ID, {"external_id": external_id})
             return None if found is None else str(found)
 
+    def message_id_by_delivery_reference(self, external_reference: str) -> str | None:
+        """The message whose delivery the destination registered as ``external_reference``."""
+        with self.reading() as connection:
+            found = connection.scalar(
+                select(DELIVERIES.c.message_id).where(
+                    DELIVERIES.c.external_reference == external_reference
+                )
+            )
+            return None if found is None else str(found)
+
     def _external_id_stored(self, external_id: str) -> bool:
         with self.transaction() as connection:
             return _external_id_known(connection, external_id)
