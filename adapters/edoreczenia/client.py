@@ -252,9 +252,11 @@ class EDoreczeniaClient:
         with _translate_errors("list messages"):
             while True:
                 page, total = self._messages_page(address, label, offset)
-                # The service may list a message twice (seen in the wild, and simulated).
                 found.update((summary.message_id, summary) for summary in page)
-                offset += len(page)
+                # A message may be listed twice within a page (the simulator's list_twice)
+                # or across pages (new mail shifting the offsets): step by distinct ids,
+                # so nothing is skipped and every page still moves forward.
+                offset += len({summary.message_id for summary in page})
                 if not page or offset >= total:
                     return list(found.values())
 
@@ -344,26 +346,34 @@ class EDoreczeniaClient:
         return task_finished(self._call("GET", path).json())
 
     def _evidence_document(self, address: str, evidence_id: str) -> bytes:
-        return self._call("GET", _path(address, "evidences", "purde", evidence_id)).content
+        path = _path(address, "evidences", "purde", evidence_id)
+        return self._call("GET", path, accept="application/octet-stream").content
 
     def _call(
-        self, method: str, path: str, *, expected: tuple[int, ...] = (200,), **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        expected: tuple[int, ...] = (200,),
+        accept: str = "application/json",
+        **kwargs: Any,
     ) -> requests.Response:
         what = f"{method} {path}"
         token = self._tokens.current()
-        response = self._send(method, self._base_url + path, token, **kwargs)
+        response = self._send(method, self._base_url + path, token, accept, **kwargs)
         if response.status_code == 401:
             # The token expired early or was revoked: one fresh token, one more try.
             log.info("edoreczenia_token_rejected", call=what)
-            response = self._send(
-                method, self._base_url + path, self._tokens.renew(token), **kwargs
-            )
+            renewed = self._tokens.renew(token)
+            response = self._send(method, self._base_url + path, renewed, accept, **kwargs)
         if response.status_code not in expected:
             raise refusal(what, response)
         return response
 
-    def _send(self, method: str, url: str, token: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    def _send(
+        self, method: str, url: str, token: str, accept: str, **kwargs: Any
+    ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}", "Accept": accept}
         return self._request_with_retries(method, url, headers=headers, **kwargs)
 
     def _fetch_token(self) -> AccessToken:

@@ -6,6 +6,8 @@ taken (``PATCH .../message_control_data``, label ``HUB_PRZYJETE``, "taken by the
 The external id ``edoreczenia:{address}:{messageId}`` lets the store recognise a message
 seen before, so a crash between ``accept`` and the label, or the service listing a
 message twice, never stores it twice; the label only spares later polls the download.
+A message the service refuses to hand over (a 4xx, an attachment not matching its hash)
+is skipped and reported, so it does not block the messages behind it.
 
 Which attachment is the document: the first XML attachment, else the first by ``order``;
 a message without attachments carries its ``textBody``. The hub's envelope has one body,
@@ -26,7 +28,12 @@ from adapters.edoreczenia.client import CLIENT_OPTIONS, EDoreczeniaClient, requi
 from adapters.edoreczenia.contract import AttachmentInfo, ReceivedMessage
 from hub.adapters import Accept
 from hub.envelope import Address, Envelope
-from hub.errors import DeliveryError, InboundUnavailable, MalformedDocument
+from hub.errors import (
+    DeliveryError,
+    InboundUnavailable,
+    MalformedDocument,
+    PermanentDeliveryError,
+)
 from hub.logging import get_logger
 from hub.region import InboundConfig, Office, Region
 from hub.settings import Settings
@@ -124,9 +131,27 @@ class EDoreczeniaPollingInbound:
                 for summary in self._client.list_messages(address)
                 if self._processed_label not in summary.labels
             ]
-            for message_id in waiting:
-                self._take(office, message_id, accept)
+            unreadable = [
+                failure
+                for message_id in waiting
+                if (failure := self._take_or_skip(office, message_id, accept)) is not None
+            ]
+        if unreadable:
+            raise InboundUnavailable(
+                f"e-Doręczenia mailbox {address}: {len(unreadable)} message(s) could not be "
+                f"read and wait for the next poll; first: {unreadable[0]}"
+            )
         return len(waiting)
+
+    def _take_or_skip(self, office: Office, message_id: str, accept: Accept) -> str | None:
+        # One message the service cannot hand over must not block the rest of the mailbox;
+        # a transient failure stops the mailbox (the next message would fail the same way).
+        try:
+            self._take(office, message_id, accept)
+        except PermanentDeliveryError as exc:
+            log.warning("edoreczenia_message_unreadable", message_id=message_id, reason=exc.reason)
+            return f"{message_id}: {exc.reason}"
+        return None
 
     def _take(self, office: Office, message_id: str, accept: Accept) -> None:
         assert self._client is not None
