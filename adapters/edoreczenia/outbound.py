@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import mimetypes
 import time
+from collections.abc import Sequence
 
 from adapters.edoreczenia.client import (
     CLIENT_OPTIONS,
@@ -30,8 +31,14 @@ from adapters.edoreczenia.client import (
 from adapters.edoreczenia.contract import validate_address
 from hub.adapters import DeliveryReceipt
 from hub.envelope import Envelope
-from hub.errors import ConfigurationError, PermanentDeliveryError, SchemaViolation
+from hub.errors import (
+    ConfigurationError,
+    DeliveryError,
+    PermanentDeliveryError,
+    SchemaViolation,
+)
 from hub.logging import get_logger
+from hub.receipts import Evidence
 from hub.region import EndpointConfig
 from hub.settings import Settings
 
@@ -106,7 +113,36 @@ class EDoreczeniaOutbound:
             message_ids=list(sent.message_ids),
             duration_s=round(time.monotonic() - started, 3),
         )
-        return DeliveryReceipt(endpoint=self._endpoint.name, external_reference=sent.reference)
+        return DeliveryReceipt(
+            endpoint=self._endpoint.name,
+            external_reference=sent.reference,
+            evidence=self._evidence_so_far(sent.message_ids),
+        )
+
+    def _evidence_so_far(self, message_ids: Sequence[str]) -> tuple[Evidence, ...]:
+        """The evidences issued by now (proof of submission), kept with the delivery.
+
+        The message is sent whatever happens here: a failure to read evidences is
+        logged, never raised, so it cannot make the hub send the message again.
+        """
+        assert self._client is not None
+        found: list[Evidence] = []
+        for message_id in message_ids:
+            try:
+                issued = self._client.evidences(self._sender, message_id)
+            except DeliveryError as exc:
+                log.warning("edoreczenia_evidence_unread", message_id=message_id, reason=exc.reason)
+                continue
+            found += [
+                Evidence(
+                    kind=f"e-Doręczenia {item.kind}",
+                    document=item.document,
+                    external_id=item.evidence_id,
+                    detail=f"recipient {item.recipient}, issued {item.issued_at}",
+                )
+                for item in issued
+            ]
+        return tuple(found)
 
 
 def recipients_of(envelope: Envelope) -> list[str]:

@@ -158,6 +158,17 @@ def test_a_delivered_envelope_obeys_the_contract_and_arrives_in_each_addressees_
     assert simulator.admin("GET", "stats").get("contract_violations", 0) == 0
 
 
+def test_the_proof_of_submission_comes_back_as_the_deliverys_evidence(
+    outbound: EDoreczeniaOutbound,
+) -> None:
+    receipt = outbound.deliver(decision(CITIZEN))
+
+    kinds = [evidence.kind for evidence in receipt.evidence]
+    assert kinds, "the service issues a proof of submission at once"
+    assert all(kind.startswith("e-Doręczenia ") for kind in kinds)
+    assert all(evidence.document for evidence in receipt.evidence)
+
+
 def test_the_attachment_arrives_byte_for_byte(
     simulator: RunningSimulator, client: EDoreczeniaClient
 ) -> None:
