@@ -1,1 +1,1 @@
-"""ePUAP pull-service simulator: SOAP skrytki on loopback, fed with synthetic pisma ogólne."""
+"""ePUAP simulator: the pull, skrytka and doręczyciel SOAP services on loopback, with UPP/UPD."""

@@ -1,4 +1,4 @@
-"""Thread-safe state of the simulator: pending documents per skrytka, counters, armed faults.
+"""Thread-safe simulator state: skrytki with pending documents, counters, faults, sent log.
 
 The Flask server is threaded, so every structure here guards itself with a lock and hands
 out immutable snapshots, never its internal containers.
@@ -6,10 +6,12 @@ out immutable snapshots, never its internal containers.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -20,11 +22,15 @@ __all__ = [
     "InjectedFault",
     "MailboxStore",
     "PendingDocument",
+    "SentDocument",
+    "SentLog",
     "SimulatorState",
     "SimulatorStats",
     "mailbox_address",
     "parse_mailbox_address",
 ]
+
+_FINAL_UPD_STATES = frozenset({"delivered", "failed"})
 
 #: ePUAP limits IdentyfikatorPodmiotuTyp to 100 characters (obiektypk.xsd).
 MAX_PODMIOT_LENGTH = 100
@@ -71,6 +77,10 @@ class PendingDocument:
     sender_last_name: str
     sender_pesel: str
     extra_data: bytes = b""
+    # "F" for a citizen (osoba fizyczna), "P" for an office or company (osoba prawna).
+    sender_type: str = "F"
+    # Where answers go; empty means the sender's default skrytka "/{login}/skrytka".
+    reply_address: str = ""
 
 
 class MailboxStore:
@@ -186,6 +196,7 @@ class FaultKind(StrEnum):
     SOAP_FAULT = "soap_fault"  # soap:Server Fault with an ob:Wyjatek detail
     DELAY = "delay"  # sleep, then answer normally
     DROP_CONFIRM = "drop_confirm"  # potwierdzOdebranie only: keep the document, answer 500
+    BAD_SIGNATURE = "bad_signature"  # answer normally, then alter the Body after signing it
 
 
 @dataclass(frozen=True)
@@ -252,6 +263,88 @@ class FaultSchedule:
             self._armed.clear()
 
 
+@dataclass(frozen=True)
+class SentDocument:
+    """What arrived through nadaj or dorecz, as GET /_sim/sent reports it.
+
+    ``receipt_id`` is the UPP id for nadaj and the identyfikatorZlecenia for dorecz;
+    ``signer`` is the WS-Security signer of the request, ``document_signer`` the XAdES
+    signer of the document itself (dorecz only); ``upd`` is None for nadaj, else one of
+    "scheduled", "held", "delivered", "failed", "none" (czyProbne: nobody picks it up).
+    """
+
+    operation: str
+    document_id: str
+    receipt_id: str
+    address: str
+    reply_address: str
+    podmiot: str
+    filename: str
+    sha256_b64: str
+    signer: str | None
+    document_signer: str | None
+    trial: bool
+    received_at: datetime
+    upd: str | None = None
+    upd_delivered_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the record as JSON-ready values (datetimes in ISO 8601)."""
+        values = asdict(self)
+        for name in ("received_at", "upd_delivered_at"):
+            moment = values[name]
+            values[name] = moment.isoformat() if moment is not None else None
+        return values
+
+
+class SentLog:
+    """Everything sent through nadaj and dorecz, in arrival order, plus the id sequence."""
+
+    def __init__(self) -> None:
+        """Start empty; ids start at the current Unix time in milliseconds.
+
+        Seeding ids from the clock keeps them numeric, like ePUAP's, and unique across
+        simulator restarts, so a hub that deduplicates by document id never sees a repeat.
+        """
+        self._lock = threading.Lock()
+        self._ids = itertools.count(time.time_ns() // 1_000_000)
+        self._documents: dict[str, SentDocument] = {}
+
+    def next_id(self) -> str:
+        """Return a fresh identifier (identyfikatorDokumentu, UPP, zlecenie, UPD)."""
+        with self._lock:
+            return str(next(self._ids))
+
+    def record(self, document: SentDocument) -> None:
+        """Remember one sent document under its document_id."""
+        with self._lock:
+            self._documents[document.document_id] = document
+
+    def mark_upd(self, document_id: str, upd: str, delivered_at: datetime | None = None) -> None:
+        """Set the UPD state of a dorecz document.
+
+        A final state ("delivered", "failed") is kept: the courier may finish before the
+        request thread records that it scheduled the UPD. Unknown ids (the log was
+        reset meanwhile) are ignored.
+        """
+        with self._lock:
+            document = self._documents.get(document_id)
+            if document is not None and document.upd not in _FINAL_UPD_STATES:
+                self._documents[document_id] = replace(
+                    document, upd=upd, upd_delivered_at=delivered_at
+                )
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Return every record as JSON-ready values, oldest first."""
+        with self._lock:
+            return [document.as_json() for document in self._documents.values()]
+
+    def clear(self) -> None:
+        """Forget every record (ids keep counting, so none is ever reused)."""
+        with self._lock:
+            self._documents.clear()
+
+
 @dataclass
 class SimulatorState:
     """Everything the simulator remembers between requests."""
@@ -259,9 +352,11 @@ class SimulatorState:
     mailboxes: MailboxStore = field(default_factory=MailboxStore)
     stats: SimulatorStats = field(default_factory=SimulatorStats)
     faults: FaultSchedule = field(default_factory=FaultSchedule)
+    sent: SentLog = field(default_factory=SentLog)
 
     def reset(self) -> None:
-        """Empty the mailboxes, zero the counters and disarm all faults."""
+        """Empty the mailboxes and the sent log, zero the counters and disarm all faults."""
         self.mailboxes.clear()
         self.stats.reset()
         self.faults.clear()
+        self.sent.clear()
