@@ -181,6 +181,10 @@ class EpuapDoreczycielOutbound(EpuapSkrytkaOutbound):
     wsdl = DORECZYCIEL_WSDL
     binding = DORECZYCIEL_BINDING
 
+    def _upp_evidence(self, answer: Any, envelope: Envelope) -> tuple[Evidence, ...]:
+        # dorecz answers without a UPP: its evidence, the UPD, comes later by itself.
+        return ()
+
     @retry(
         retry=retry_if_exception_type(requests.ConnectionError),
         stop=stop_after_attempt(3),
