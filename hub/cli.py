@@ -80,17 +80,13 @@ def keys() -> None:
 @click.pass_obj
 def keys_init(settings: Settings, offices: str) -> None:
     """Create a test CA and an identity per office (plus the hub and the ePUAP simulator)."""
-    import shutil
-
     from hub.region import load_region
-    from hub.signing.keystore import CA_NAME, init_keystore
+    from hub.signing.keystore import init_test_pki
 
     office_ids = [office for office in offices.split(",") if office] or list(
         load_region(settings.region_path).offices
     )
-    written = init_keystore(settings.keys, ["hub", "epuap", *office_ids])
-    settings.trust.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(settings.keys / f"{CA_NAME}.pem", settings.trust / f"{CA_NAME}.pem")
+    written = init_test_pki(settings.keys, settings.trust, ["hub", "epuap", *office_ids])
     click.echo(
         f"keystore {settings.keys}: {len(written)} file(s) written, "
         f"{len(office_ids) + 2} identities; CA trusted in {settings.trust}"

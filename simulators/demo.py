@@ -9,11 +9,14 @@ exactly once.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import random
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,10 +31,12 @@ from hub.broker.topology import Topology
 from hub.errors import HubError
 from hub.region import Office, Region, load_region
 from hub.settings import Settings
+from hub.signing.keystore import init_test_pki
 from hub.states import MessageStatus
 from hub.store.migrate import upgrade_database
 from hub.store.models import MessageRow
 from hub.store.repository import Store
+from simulators.epuap.documents import generate_pismo_ogolne
 from simulators.processes import ChildProcess, start_hub_process, start_simulator, stop_all
 
 DEMO_QUEUE_SUFFIX = "-demo"
@@ -56,6 +61,7 @@ class DemoResult:
     database: str
     offices: int
     workers: int
+    delivered_by_source: dict[str, int]
 
     @property
     def exactly_once(self) -> bool:
@@ -135,8 +141,15 @@ class Demo:
         """Check the broker, reset the demo's queues, start simulators and hub processes."""
         self._reset_queues()
         upgrade_database(self.settings)
-        for name, module in (("epuap", "simulators.epuap"), ("eod", "simulators.eod")):
-            child, url = start_simulator(module)
+        # Test certificates for the offices and the platform: every ePUAP call is signed.
+        init_test_pki(self.settings.keys, self.settings.trust, ["hub", "epuap", *self.office_ids])
+        simulators = {
+            "epuap": ("simulators.epuap", "--keystore", str(self.settings.keys)),
+            "eod": ("simulators.eod",),
+            "edoreczenia": ("simulators.edoreczenia",),
+        }
+        for name, (module, *arguments) in simulators.items():
+            child, url = start_simulator(module, *arguments)
             self.children.append(child)
             self.urls[name] = url
         # Reload with the simulators' real addresses filled into the region's URLs.
@@ -144,6 +157,7 @@ class Demo:
             **os.environ,
             "HUB_EPUAP_URL": self.urls["epuap"],
             "HUB_EOD_URL": self.urls["eod"],
+            "HUB_EDORECZENIA_URL": self.urls["edoreczenia"],
         }
         self.region = load_region(self.settings.region_path, environ).restricted_to(self.office_ids)
         region_path = self._write_region()
@@ -214,11 +228,42 @@ class Demo:
             "HUB_VAR_DIR": str(self.settings.var_dir.resolve()),
             "HUB_POLL_INTERVAL_S": "0.2",
             "HUB_LOG_FORMAT": "json",
-            "HUB_EPUAP_URL": self.urls["epuap"],
-            "HUB_EOD_URL": self.urls["eod"],
+            "HUB_KEYSTORE_DIR": str(self.settings.keys.resolve()),
+            "HUB_TRUST_STORE_DIR": str(self.settings.trust.resolve()),
         }
 
     def _enqueue(self, documents: int) -> None:
+        # Most filings come through ePUAP; every fifth through e-Doręczenia.
+        by_edoreczenia = documents // 5
+        self._enqueue_epuap(documents - by_edoreczenia)
+        self._enqueue_edoreczenia(by_edoreczenia)
+
+    def _enqueue_edoreczenia(self, documents: int) -> None:
+        offices = [office for office in self.region.offices.values() if office.edoreczenia_address]
+        rng = random.Random(2027)
+        for number in range(documents if offices else 0):
+            office = offices[number % len(offices)]
+            filing = generate_pismo_ogolne(rng, office_name=office.name, office_teryt=office.id)
+            content = base64.b64encode(filing.content).decode()
+            response = requests.post(
+                f"{self.urls['edoreczenia']}/_sim/messages",
+                json={
+                    "to": office.edoreczenia_address,
+                    "from": f"AE:PL-{rng.randrange(10**5):05d}-{rng.randrange(10**5):05d}-OBYWA-01",
+                    "subject": filing.title,
+                    "attachments": [
+                        {
+                            "filename": "pismo.xml",
+                            "contentType": "application/xml",
+                            "content": content,
+                        }
+                    ],
+                },
+                timeout=30,
+            )
+            response.raise_for_status()
+
+    def _enqueue_epuap(self, documents: int) -> None:
         offices = list(self.region.offices.values())
         counts = [
             documents // len(offices) + (1 if index < documents % len(offices) else 0)
@@ -287,6 +332,7 @@ class Demo:
             else self.settings.database_url.split(":", 1)[0],
             offices=len(self.region.offices),
             workers=self.worker_count,
+            delivered_by_source=dict(Counter(row.source for row in delivered)),
         )
 
 
@@ -308,9 +354,13 @@ def render_region(region: Region) -> str:
             f"steps = {json.dumps(list(route.steps))}\n"
         )
     for channel in region.inbound:
+        # JSON scalars are TOML scalars too (strings, numbers, true/false).
+        options = "".join(
+            f"{key} = {json.dumps(value)}\n" for key, value in channel.options.items()
+        )
         lines.append(
             f"[[inbound]]\nname = {_quote(channel.name)}\nkind = {_quote(channel.kind)}\n"
-            f"url = {_quote(channel.url)}\n"
+            f"url = {_quote(channel.url)}\n{options}"
         )
     return "\n".join(lines)
 

@@ -63,10 +63,12 @@ def start_hub_process(
     return ChildProcess(name, process, log_path)
 
 
-def start_simulator(module: str, timeout_s: float = 30.0) -> tuple[ChildProcess, str]:
+def start_simulator(
+    module: str, *arguments: str, timeout_s: float = 30.0
+) -> tuple[ChildProcess, str]:
     """Run ``python -m <module> --port 0``; return it and the URL it printed once listening."""
     process = subprocess.Popen(
-        [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *arguments],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,

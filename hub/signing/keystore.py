@@ -122,6 +122,14 @@ def _identity(name: str, certificate: x509.Certificate, key: object) -> SigningI
     return SigningIdentity(name, certificate, key)
 
 
+def init_test_pki(keys_dir: Path, trust_dir: Path, names: list[str]) -> list[Path]:
+    """Create the test CA and ``names`` in ``keys_dir``, and trust that CA in ``trust_dir``."""
+    written = init_keystore(keys_dir, names)
+    trust_dir.mkdir(parents=True, exist_ok=True)
+    (trust_dir / f"{CA_NAME}.pem").write_bytes((keys_dir / f"{CA_NAME}.pem").read_bytes())
+    return written
+
+
 def init_keystore(directory: Path, names: list[str], valid_days: int = 730) -> list[Path]:
     """Create a test CA (unless there is one) and an identity for each of ``names``.
 
