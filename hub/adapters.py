@@ -30,6 +30,8 @@ class DeliveryReceipt:
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     duplicate: bool = False
     evidence: tuple[Evidence, ...] = ()
+    # The kind of receipt that will come later on its own (e.g. "UPD"), if any.
+    awaits: str | None = None
 
 
 @runtime_checkable

@@ -93,6 +93,34 @@ def keys_init(settings: Settings, offices: str) -> None:
     )
 
 
+@cli.group()
+def receipts() -> None:
+    """Receipts the hub holds or waits for."""
+
+
+@receipts.command("late")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def receipts_late(settings: Settings, as_json: bool) -> None:
+    """List deliveries whose awaited receipt (e.g. a UPD) is past its deadline."""
+    import dataclasses
+    import json
+
+    from hub.store.repository import Store
+
+    late = Store.from_url(settings.database_url).late_receipts()
+    for item in late:
+        if as_json:
+            click.echo(json.dumps(dataclasses.asdict(item), default=str))
+        else:
+            click.echo(
+                f"{item.awaited} late since {item.due_at:%Y-%m-%d %H:%M} UTC: message "
+                f"{item.message_id} via {item.endpoint} (platform id {item.external_reference})"
+            )
+    if not as_json:
+        click.echo(f"{len(late)} receipt(s) late")
+
+
 @cli.command()
 @click.option(
     "--role", type=click.Choice(["all", "route", "deliver"]), default="all", show_default=True

@@ -51,6 +51,7 @@ class Settings:
     max_attempts: int = 8
     broker_backoff_max_s: float = 30.0
     singleton_lease_s: float = 15.0
+    receipt_deadline_s: float = 14 * 24 * 3600
     keystore_dir: Path | None = None
     keystore_password: str = ""
     trust_store_dir: Path | None = None

@@ -35,7 +35,7 @@ from hub.retry import RetryPolicy, shortest_tier_at_least
 from hub.routing import RouteDecision, Router
 from hub.settings import Settings
 from hub.states import DeliveryStatus
-from hub.store.repository import Claim, ClaimResult, PlannedDelivery, Store
+from hub.store.repository import AwaitedReceipt, Claim, ClaimResult, PlannedDelivery, Store
 
 log = get_logger(__name__)
 
@@ -199,7 +199,11 @@ class DeliveryWorker:
                 self._failed(exc, claim, message, publisher, started)
                 return
             self.store.complete_delivery(
-                message.message_id, claim, receipt.external_reference, receipt.evidence
+                message.message_id,
+                claim,
+                receipt.external_reference,
+                receipt.evidence,
+                self._awaited(receipt.awaits),
             )
             log.info(
                 "delivery_finished",
@@ -266,6 +270,12 @@ class DeliveryWorker:
             properties,
             message.body,
         )
+
+    def _awaited(self, kind: str | None) -> AwaitedReceipt | None:
+        if kind is None:
+            return None
+        deadline = timedelta(seconds=self.settings.receipt_deadline_s)
+        return AwaitedReceipt(kind, datetime.now(UTC) + deadline)
 
     def _adapter(self, endpoint: str) -> OutboundAdapter:
         if endpoint not in self.adapters:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from hub.broker.connection import close_quietly, connect
@@ -44,6 +46,13 @@ def readyz() -> tuple[Response, int]:
 def summary() -> Response:
     """Message counts by status."""
     return jsonify({"messages_by_status": status_counts(_store())})
+
+
+@blueprint.get("/api/receipts/late")
+def late_receipts() -> Response:
+    """Deliveries whose awaited receipt (e.g. a UPD) is overdue."""
+    late = [dataclasses.asdict(item) for item in _store().late_receipts()]
+    return jsonify({"late": late, "count": len(late)})
 
 
 @blueprint.get("/api/messages/<message_id>")

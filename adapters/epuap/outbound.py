@@ -65,6 +65,7 @@ class EpuapSkrytkaOutbound:
 
     wsdl = SKRYTKA_WSDL
     binding = SKRYTKA_BINDING
+    awaited_receipt: str | None = None
 
     def __init__(self, endpoint: EndpointConfig, settings: Settings) -> None:
         if endpoint.owner is None or not endpoint.owner.esp_address:
@@ -113,6 +114,7 @@ class EpuapSkrytkaOutbound:
             endpoint=self._endpoint.name,
             external_reference=str(answer.identyfikatorDokumentu),
             evidence=evidence,
+            awaits=self.awaited_receipt,
         )
 
     @retry(
@@ -180,6 +182,7 @@ class EpuapDoreczycielOutbound(EpuapSkrytkaOutbound):
 
     wsdl = DORECZYCIEL_WSDL
     binding = DORECZYCIEL_BINDING
+    awaited_receipt = "UPD"
 
     def _upp_evidence(self, answer: Any, envelope: Envelope) -> tuple[Evidence, ...]:
         # dorecz answers without a UPP: its evidence, the UPD, comes later by itself.

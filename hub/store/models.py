@@ -80,7 +80,10 @@ class DeliveryRow(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
-    external_reference: Mapped[str | None] = mapped_column(String(300))
+    external_reference: Mapped[str | None] = mapped_column(String(300), index=True)
+    # A receipt the destination still owes (e.g. ePUAP's UPD), and by when it is due.
+    awaited_receipt: Mapped[str | None] = mapped_column(String(40))
+    receipt_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

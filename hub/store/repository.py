@@ -199,6 +199,26 @@ class DeliveryTicket:
     status: DeliveryStatus
 
 
+@dataclass(frozen=True, slots=True)
+class AwaitedReceipt:
+    """A receipt a destination owes for a delivery, and when it is due."""
+
+    kind: str
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LateReceipt:
+    """A delivery whose awaited receipt is overdue."""
+
+    message_id: str
+    delivery_id: str
+    endpoint: str
+    awaited: str
+    due_at: datetime
+    external_reference: str | None
+
+
 class ClaimResult(StrEnum):
     """Outcome of trying to take a delivery for one attempt."""
 
@@ -500,9 +520,11 @@ class Store:
         claim: Claim,
         external_reference: str | None,
         evidence: Sequence[Evidence] = (),
+        awaited: AwaitedReceipt | None = None,
     ) -> None:
         """Record a successful attempt and the receipts the destination issued.
 
+        ``awaited`` names a receipt still to come on its own (a UPD) and its deadline.
         The message is delivered once all its deliveries are.
         """
         with self.transaction() as connection:
@@ -524,7 +546,42 @@ class Store:
             ).scalar_one()
             for receipt in evidence:
                 _insert_receipt(connection, message_id, delivery_id, receipt, now)
+            if awaited is not None:
+                connection.execute(
+                    update(DELIVERIES)
+                    .where(DELIVERIES.c.id == delivery_id)
+                    .values(awaited_receipt=awaited.kind, receipt_due_at=awaited.due_at)
+                )
             _refresh_message(connection, message_id, now)
+
+    def late_receipts(self, now: datetime | None = None) -> list[LateReceipt]:
+        """Deliveries whose awaited receipt (e.g. a UPD) has not come by its deadline."""
+        received = (
+            select(RECEIPTS.c.id)
+            .where(
+                RECEIPTS.c.message_id == DELIVERIES.c.message_id,
+                RECEIPTS.c.kind == DELIVERIES.c.awaited_receipt,
+            )
+            .exists()
+        )
+        with self.reading() as connection:
+            rows = connection.execute(
+                select(
+                    DELIVERIES.c.message_id,
+                    DELIVERIES.c.id,
+                    DELIVERIES.c.endpoint,
+                    DELIVERIES.c.awaited_receipt,
+                    DELIVERIES.c.receipt_due_at,
+                    DELIVERIES.c.external_reference,
+                )
+                .where(
+                    DELIVERIES.c.awaited_receipt.is_not(None),
+                    DELIVERIES.c.receipt_due_at < (now or utcnow()),
+                    ~received,
+                )
+                .order_by(DELIVERIES.c.receipt_due_at)
+            ).all()
+        return [LateReceipt(row[0], row[1], row[2], row[3], aware(row[4]), row[5]) for row in rows]
 
     def record_receipt(self, message_id: str, evidence: Evidence) -> None:
         """Keep a receipt that arrived on its own (e.g. a UPD pulled from an inbox)."""

@@ -18,6 +18,7 @@ from hub.signing.keystore import Keystore, init_keystore
 from hub.signing.trust import TrustStore
 from hub.signing.xades import verify_document
 from hub.store.models import DeliveryRow, ReceiptRow
+from hub.web import create_app
 from simulators.epuap.server import create_app as create_epuap_app
 
 DECISION_TYPE = "http://example.gov.pl/hub/test/decyzja/"
@@ -190,3 +191,34 @@ def test_an_answer_whose_signature_breaks_on_the_way_is_refused_with_a_clear_rea
     [attempt] = hub.attempts(message.id)
     assert "not signed by its certificate" in attempt.error_text
     assert "check before replaying" in attempt.error_text
+
+
+def test_a_upd_that_has_not_come_by_its_deadline_is_flagged_late_until_it_comes(
+    hub, epuap, settings
+):
+    epuap.admin("POST", "/_sim/upd", json={"hold": True})
+    decision = Envelope(
+        document_type=DECISION_TYPE,
+        source="eod",
+        destination=Address("146501_1"),
+        body=DECISION,
+        headers={"epuap-recipient": CITIZEN_MAILBOX},
+    )
+    hub.store.accept(decision)
+    hub.start_relay()
+    hub.start_worker(settings.replace(receipt_deadline_s=0.5))
+    hub.wait_for(lambda: hub.store.message_status(str(decision.envelope_id)).value == "delivered")
+    hub.wait_for(lambda: bool(hub.store.late_receipts()), what="the UPD deadline to pass")
+
+    [late] = hub.store.late_receipts()
+    assert (late.message_id, late.awaited, late.endpoint) == (
+        str(decision.envelope_id),
+        "UPD",
+        "epuap@146501_1",
+    )
+    api = create_app(settings, hub.store).test_client().get("/api/receipts/late").json
+    assert api["count"] == 1
+
+    epuap.admin("POST", "/_sim/upd/release")
+    hub.wait_for(lambda: hub.poll() >= 1, what="the released UPD")
+    hub.wait_for(lambda: not hub.store.late_receipts(), what="the UPD to be filed")
