@@ -1,0 +1,118 @@
+"""The REST intake where an office's domain systems (EOD first) hand documents to the hub.
+
+``POST /api/documents`` with the document as the body (XML) and these headers:
+
+- ``Authorization: Bearer <token>``: the calling system's token (setting ``intake_token``);
+- ``X-Hub-Source``: the calling system (``eod``, ``tax``, ...), which routes match on;
+- ``X-Hub-Office``: the office the document comes from (its id in the catalogue);
+- ``Idempotency-Key``: the caller's id for this document; the same key again returns
+  the first answer and stores nothing twice;
+- ``X-Hub-Correlation-ID`` (optional): the case the document belongs to;
+- ``X-Hub-Header-<name>`` (optional): envelope headers for the route, e.g.
+  ``X-Hub-Header-epuap-recipient: /jan-kowalski/skrytka``.
+
+The answer is ``202 {"envelope_id", "outcome"}`` once the document is stored; errors
+are RFC 7807 problem documents whose ``type`` a caller can act on.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from hub.envelope import Address, Envelope
+from hub.errors import HubError, MalformedDocument
+from hub.inbound import accept_into
+from hub.region import load_region
+from hub.settings import Settings
+from hub.store.repository import Store
+from hub.xml import parse_document, root_namespace
+
+INTAKE_PATH = "/api/documents"
+HEADER_PREFIX = "X-Hub-Header-"
+
+blueprint = Blueprint("domain_intake", __name__)
+
+
+def register(app: Flask) -> None:
+    """Plug the intake into the hub's HTTP app (entry point ``hub.web``)."""
+    settings: Settings = app.config["HUB_SETTINGS"]
+    app.extensions["domain_intake"] = {
+        "offices": set(load_region(settings.region_path).offices),
+        "token": settings.intake_token,
+    }
+    app.register_blueprint(blueprint)
+
+
+@blueprint.post(INTAKE_PATH)
+def take_document() -> tuple[Response, int]:
+    """Store one document from a domain system; answer once it is stored."""
+    config: dict[str, Any] = current_app.extensions["domain_intake"]
+    refusal = _refusal(config)
+    if refusal is not None:
+        return refusal
+    store: Store = current_app.config["HUB_STORE"]
+    source = request.headers["X-Hub-Source"]
+    external_id = f"intake:{source}:{request.headers['Idempotency-Key']}"
+    envelope, reason = _envelope(source, request.get_data())
+    try:
+        outcome = accept_into(store)(envelope, external_id=external_id, rejected_reason=reason)
+        envelope_id = store.message_id_by_external_id(external_id) or str(envelope.envelope_id)
+    except HubError as exc:
+        return _problem(
+            503, "store-unavailable", f"the document cannot be stored now: {exc.reason}"
+        )
+    if reason is not None:
+        return _problem(400, "malformed-document", reason)
+    return jsonify({"envelope_id": envelope_id, "outcome": outcome}), 202
+
+
+def _refusal(config: dict[str, Any]) -> tuple[Response, int] | None:
+    token = config["token"]
+    offered = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if not token or not hmac.compare_digest(offered.encode(), token.encode()):
+        return _problem(401, "unauthorized", "a valid bearer token is required")
+    for name in ("X-Hub-Source", "X-Hub-Office", "Idempotency-Key"):
+        if not request.headers.get(name):
+            return _problem(400, "missing-header", f"the {name} header is required")
+    if request.headers["X-Hub-Office"] not in config["offices"]:
+        office = request.headers["X-Hub-Office"]
+        return _problem(404, "unknown-office", f"office {office!r} is not in the catalogue")
+    return None
+
+
+def _envelope(source: str, body: bytes) -> tuple[Envelope, str | None]:
+    try:
+        document_type, reason = root_namespace(parse_document(body)), None
+    except MalformedDocument as exc:
+        document_type, reason = "unparseable", f"{exc.code}: {exc.reason}"
+    headers = {
+        name[len(HEADER_PREFIX) :].lower(): value
+        for name, value in request.headers.items()
+        if name.lower().startswith(HEADER_PREFIX.lower())
+    }
+    envelope = Envelope(
+        document_type=document_type,
+        source=source,
+        destination=Address(request.headers["X-Hub-Office"]),
+        body=body,
+        content_type=request.mimetype or "application/xml",
+        correlation_id=request.headers.get("X-Hub-Correlation-ID", ""),
+        headers=headers,
+    )
+    return envelope, reason
+
+
+def _problem(status: int, code: str, detail: str) -> tuple[Response, int]:
+    response = jsonify(
+        {
+            "type": f"urn:hub:problem:{code}",
+            "title": code.replace("-", " "),
+            "status": status,
+            "detail": detail,
+        }
+    )
+    response.mimetype = "application/problem+json"
+    return response, status
