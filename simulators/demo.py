@@ -14,6 +14,8 @@ import contextlib
 import json
 import os
 import random
+import secrets
+import socket
 import statistics
 import time
 from collections import Counter
@@ -24,7 +26,7 @@ from typing import Any
 
 import click
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub.broker.connection import close_quietly, connect, translate_broker_errors
 from hub.broker.topology import Topology
@@ -34,12 +36,15 @@ from hub.settings import Settings
 from hub.signing.keystore import init_test_pki
 from hub.states import MessageStatus
 from hub.store.migrate import upgrade_database
-from hub.store.models import MessageRow
+from hub.store.models import MessageRow, ReceiptRow
 from hub.store.repository import Store
 from simulators.epuap.documents import generate_pismo_ogolne
 from simulators.processes import ChildProcess, start_hub_process, start_simulator, stop_all
 
 DEMO_QUEUE_SUFFIX = "-demo"
+PISMO_OGOLNE = "http://crd.gov.pl/wzor/2013/12/12/1410/"
+DECISION_TYPE = "urn:hub:eod:decyzja:1"
+MAX_DECISIONS = 50
 FINAL_STATUSES = {MessageStatus.DELIVERED, MessageStatus.DEAD, MessageStatus.REJECTED}
 
 
@@ -62,6 +67,9 @@ class DemoResult:
     offices: int
     workers: int
     delivered_by_source: dict[str, int]
+    decisions_sent: int
+    decisions_delivered: int
+    upds_filed: int
 
     @property
     def exactly_once(self) -> bool:
@@ -71,6 +79,11 @@ class DemoResult:
             and self.duplicates_at_destination == 0
             and self.missing_at_destination == 0
         )
+
+    @property
+    def succeeded(self) -> bool:
+        """Exactly once in, and every decision out delivered with its UPD filed."""
+        return self.exactly_once and self.upds_filed == self.decisions_sent
 
 
 @click.command("demo")
@@ -94,7 +107,7 @@ def demo_command(
     serve: bool,
 ) -> None:
     """Carry N simulated ePUAP filings to K offices' EOD systems, end to end."""
-    demo = Demo(_demo_settings(settings), offices, workers)
+    demo = Demo(_demo_settings(settings), offices, workers, serve=serve)
     try:
         demo.start(serve)
         result = demo.run(documents, timeout_s)
@@ -103,7 +116,7 @@ def demo_command(
             demo.serve_until_interrupted()
     finally:
         demo.stop()
-    if not result.exactly_once:
+    if not result.succeeded:
         raise SystemExit(1)
 
 
@@ -126,7 +139,9 @@ def _demo_settings(settings: Settings) -> Settings:
 class Demo:
     """The simulators and hub processes of one demo run."""
 
-    def __init__(self, settings: Settings, office_count: int, worker_count: int) -> None:
+    def __init__(
+        self, settings: Settings, office_count: int, worker_count: int, *, serve: bool = False
+    ) -> None:
         self.settings = settings
         region = load_region(settings.region_path)
         self.office_ids = [office.id for office in list(region.offices.values())[:office_count]]
@@ -135,6 +150,9 @@ class Demo:
         self.children: list[ChildProcess] = []
         self.urls: dict[str, str] = {}
         self.store = Store.from_url(settings.database_url)
+        self.intake_token = secrets.token_urlsafe(24)
+        self.http_port = settings.http_port if serve else _free_port()
+        self.hub_url = f"http://{settings.http_host}:{self.http_port}"
         self.started_at = datetime.now(UTC)
 
     def start(self, serve: bool) -> None:
@@ -170,17 +188,18 @@ class Demo:
         for number in range(self.worker_count):
             self.children.append(start_hub_process(f"worker-{number}", ["worker"], env, log_dir))
         self.children.append(start_hub_process("poller", ["poll"], env, log_dir))
-        if serve:
-            self.children.append(start_hub_process("serve", ["serve"], env, log_dir))
+        # The HTTP API always runs: the simulated EOD hands decisions over through it.
+        self.children.append(start_hub_process("serve", ["serve", "--workers", "1"], env, log_dir))
 
     def run(self, documents: int, timeout_s: float) -> DemoResult:
-        """Fill the inboxes, wait for every document to settle, and measure."""
+        """Fill the inboxes, wait for every filing to settle, answer some, and measure."""
         self.started_at = datetime.now(UTC)
         started = time.monotonic()
         self._enqueue(documents)
         rows = self._wait_until_settled(documents, started + timeout_s)
         elapsed_s = max(time.monotonic() - started, 1e-9)
-        return self._result(documents, rows, elapsed_s)
+        decisions = DecisionRound(self).run(rows, time.monotonic() + timeout_s)
+        return self._result(documents, rows, elapsed_s, decisions)
 
     def serve_until_interrupted(self) -> None:
         """Keep everything running until Ctrl-C."""
@@ -230,6 +249,8 @@ class Demo:
             "HUB_LOG_FORMAT": "json",
             "HUB_KEYSTORE_DIR": str(self.settings.keys.resolve()),
             "HUB_TRUST_STORE_DIR": str(self.settings.trust.resolve()),
+            "HUB_HTTP_PORT": str(self.http_port),
+            "HUB_INTAKE_TOKEN": self.intake_token,
         }
 
     def _enqueue(self, documents: int) -> None:
@@ -304,10 +325,21 @@ class Demo:
     def _demo_messages(self) -> list[MessageRow]:
         with self.store.session() as session:
             return list(
-                session.scalars(select(MessageRow).where(MessageRow.received_at >= self.started_at))
+                session.scalars(
+                    select(MessageRow).where(
+                        MessageRow.received_at >= self.started_at,
+                        MessageRow.document_type == PISMO_OGOLNE,
+                    )
+                )
             )
 
-    def _result(self, documents: int, rows: list[MessageRow], elapsed_s: float) -> DemoResult:
+    def _result(
+        self,
+        documents: int,
+        rows: list[MessageRow],
+        elapsed_s: float,
+        decisions: DecisionFigures,
+    ) -> DemoResult:
         delivered = [row for row in rows if row.status == MessageStatus.DELIVERED]
         hub_ms = sorted(_ms(row.received_at, row.delivered_at) for row in delivered)
         end_to_end_ms = sorted(
@@ -333,7 +365,96 @@ class Demo:
             offices=len(self.region.offices),
             workers=self.worker_count,
             delivered_by_source=dict(Counter(row.source for row in delivered)),
+            decisions_sent=decisions.sent,
+            decisions_delivered=decisions.delivered,
+            upds_filed=decisions.upds_filed,
         )
+
+
+@dataclass(frozen=True)
+class DecisionFigures:
+    """How the way back went: decisions handed over, delivered, and UPDs filed."""
+
+    sent: int
+    delivered: int
+    upds_filed: int
+
+
+class DecisionRound:
+    """The simulated EOD answers some filings with decisions, through the hub's intake.
+
+    Each decision is routed to the office's ePUAP sending endpoint, signed with the
+    office's key, delivered with ``dorecz``; the simulated citizen collects it, and the
+    UPD comes back to the office's mailbox, where the hub pulls and files it.
+    """
+
+    def __init__(self, demo: Demo) -> None:
+        self._demo = demo
+
+    def run(self, filings: list[MessageRow], deadline: float) -> DecisionFigures:
+        """Answer up to a tenth of the ePUAP filings; wait for their UPDs."""
+        answered = [row for row in filings if row.source == "epuap" and row.status == "delivered"]
+        answered = answered[: min(MAX_DECISIONS, max(1, len(answered) // 10))]
+        self._wait_for_intake(deadline)
+        ids = [self._hand_over(filing) for filing in answered]
+        return self._wait_for_upds(ids, deadline)
+
+    def _hand_over(self, filing: MessageRow) -> str:
+        headers = json.loads(filing.headers)
+        decision = (
+            f'<d:Decyzja xmlns:d="{DECISION_TYPE}"><d:Sprawa>{filing.correlation_id}</d:Sprawa>'
+            "<d:Tresc>Organ rozpatrzył pismo i udziela odpowiedzi.</d:Tresc></d:Decyzja>"
+        ).encode()
+        response = requests.post(
+            f"{self._demo.hub_url}/api/documents",
+            data=decision,
+            headers={
+                "Content-Type": "application/xml",
+                "Authorization": f"Bearer {self._demo.intake_token}",
+                "X-Hub-Source": "eod",
+                "X-Hub-Office": filing.destination,
+                "Idempotency-Key": f"decision-{filing.id}",
+                "X-Hub-Correlation-ID": filing.correlation_id,
+                "X-Hub-Header-epuap-recipient": headers["epuap-reply-to"],
+                "X-Hub-Header-filename": "decyzja.xml",
+            },
+            timeout=30,
+        )
+        response.raise_for_status()
+        return str(response.json()["envelope_id"])
+
+    def _wait_for_intake(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self._demo.hub_url}/healthz", timeout=2).ok:
+                    return
+            time.sleep(0.2)
+        raise HubError(f"the hub's HTTP API at {self._demo.hub_url} did not come up")
+
+    def _wait_for_upds(self, ids: list[str], deadline: float) -> DecisionFigures:
+        figures = DecisionFigures(len(ids), 0, 0)
+        while time.monotonic() < deadline:
+            figures = self._count(ids)
+            if figures.upds_filed >= len(ids):
+                break
+            time.sleep(0.25)
+        return figures
+
+    def _count(self, ids: list[str]) -> DecisionFigures:
+        with self._demo.store.session() as session:
+            delivered = session.scalar(
+                select(func.count())
+                .select_from(MessageRow)
+                .where(MessageRow.id.in_(ids), MessageRow.status == MessageStatus.DELIVERED.value)
+            )
+            filed = session.scalar(
+                select(func.count(func.distinct(ReceiptRow.message_id))).where(
+                    ReceiptRow.message_id.in_(ids),
+                    ReceiptRow.kind == "UPD",
+                    ReceiptRow.signature_valid.is_(True),
+                )
+            )
+        return DecisionFigures(len(ids), int(delivered or 0), int(filed or 0))
 
 
 def render_region(region: Region) -> str:
@@ -341,17 +462,22 @@ def render_region(region: Region) -> str:
     lines = [f"[region]\nname = {_quote(region.name)}\n"]
     lines += [_office_toml(office) for office in region.offices.values()]
     for endpoint in region.endpoints.values():
+        options = ", ".join(
+            f"{json.dumps(k)} = {json.dumps(v)}" for k, v in endpoint.options.items()
+        )
         lines.append(
             f"[[endpoints]]\nname = {_quote(endpoint.name)}\nkind = {_quote(endpoint.kind)}\n"
             f"url = {_quote(endpoint.url)}\ntimeout_s = {endpoint.timeout_s}\n"
+            f"options = {{ {options} }}\n"
         )
     for route in region.routes:
         offices = "*" if route.offices is None else sorted(route.offices)
+        sources = "*" if route.sources is None else sorted(route.sources)
         lines.append(
             f"[[routes]]\nname = {_quote(route.name)}\n"
             f"document_type = {_quote(route.document_type)}\n"
             f"target_system = {_quote(route.target_system)}\noffices = {json.dumps(offices)}\n"
-            f"steps = {json.dumps(list(route.steps))}\n"
+            f"sources = {json.dumps(sources)}\nsteps = {json.dumps(list(route.steps))}\n"
         )
     for channel in region.inbound:
         # JSON scalars are TOML scalars too (strings, numbers, true/false).
@@ -376,6 +502,13 @@ def _office_toml(office: Office) -> str:
 def _quote(text: str) -> str:
     # JSON string syntax is valid TOML basic-string syntax; keep "${...}" literal.
     return json.dumps(text, ensure_ascii=False)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _ms(start: datetime | None, end: datetime | None) -> float:
@@ -404,7 +537,12 @@ def _report(result: DemoResult, as_json: bool) -> None:
         f"hub latency p50 {result.p50_ms} ms, "
         f"p99 {result.p99_ms} ms (inbox to EOD p99 {result.end_to_end_p99_ms} ms)"
     )
+    click.echo(
+        f"demo: {result.decisions_sent} decisions sent back through ePUAP with UPD: "
+        f"{result.decisions_delivered} delivered, {result.upds_filed} UPDs verified and filed"
+    )
     if as_json:
         figures = {key: getattr(result, key) for key in result.__dataclass_fields__}
         figures["exactly_once"] = result.exactly_once
+        figures["succeeded"] = result.succeeded
         click.echo(json.dumps(figures))

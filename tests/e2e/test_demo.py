@@ -39,6 +39,9 @@ def test_demo_delivers_fifty_filings_exactly_once_and_reports_json(tmp_path):
     assert figures["missing_at_destination"] == 0
     assert figures["exactly_once"] is True
     assert figures["offices"] == 4
+    assert figures["delivered_by_source"] == {"epuap": 40, "edoreczenia": 10}
+    assert figures["decisions_sent"] == figures["decisions_delivered"] == figures["upds_filed"] >= 1
+    assert figures["succeeded"] is True
     assert figures["docs_per_s"] > 0
     assert 0 < figures["p50_ms"] <= figures["p99_ms"]
     assert (tmp_path / "demo" / "hub.db").exists()

@@ -4,7 +4,8 @@ from hub.envelope import Address, Envelope
 from hub.errors import ConfigurationError, MalformedDocument, UnroutableDocument
 from hub.region import load_region, parse_region
 from hub.routing import Router
-from hub.settings import embedded_region_path
+from hub.runtime import route_steps
+from hub.settings import Settings, embedded_region_path
 
 PISMO = "http://crd.gov.pl/wzor/2013/12/12/1410/"
 
@@ -93,9 +94,29 @@ def test_an_unknown_step_is_a_configuration_error():
         Router(region(routes=routes))
 
 
-def test_the_embedded_region_routes_every_office_to_its_eod():
+def test_the_embedded_region_routes_every_office_to_its_eod(tmp_path):
     sample = load_region(embedded_region_path(), environ={})
-    router = Router(sample)
+    router = Router(sample, route_steps(Settings(var_dir=tmp_path)))
     assert len(sample.offices) >= 10
     for office in sample.offices:
-        assert router.decide(envelope(office=office))[0].endpoint == f"eod@{office}"
+        assert [d.endpoint for d in router.decide(envelope(office=office))] == [f"eod@{office}"]
+
+
+def test_the_embedded_region_sends_decisions_out_and_files_receipts(tmp_path):
+    router = Router(
+        load_region(embedded_region_path(), environ={}), route_steps(Settings(var_dir=tmp_path))
+    )
+    decision = Envelope(
+        document_type="urn:hub:eod:decyzja:1",
+        source="eod",
+        destination=Address("1421"),
+        body=b"<d/>",
+    )
+    upd = Envelope(
+        document_type="http://crd.gov.pl/xml/schematy/UPO/2008/05/09/",
+        source="epuap",
+        destination=Address("1421"),
+        body=b"<u/>",
+    )
+    assert [d.endpoint for d in router.decide(decision)] == ["epuap@1421"]
+    assert [d.endpoint for d in router.decide(upd)] == ["receipts@1421"]
