@@ -8,7 +8,7 @@ Interface (what a real EOD's registration service offers, reduced to the essenti
   same number for a repeated key (nothing is registered twice). A request without an
   idempotency key, or with an empty body, is ``400`` (RFC 7807 problem JSON).
 - ``GET /_sim/stats``: totals; ``GET /_sim/received``: arrivals per envelope id;
-  ``POST /_sim/faults``: inject ``{"kind": "http503"|"http400"|"delay"|"down", "times": n,
+  ``POST /_sim/faults``: inject ``{"kind": "http503"|"http429"|"http400"|"delay"|"down", "times": n,
   "delay_s": s, "retry_after_s": s}``; ``DELETE /_sim/faults``; ``POST /_sim/reset``.
 
 Tests prove exactly-once delivery from ``/_sim/received``: every envelope id once.
@@ -163,6 +163,10 @@ def _apply_fault(fault: Fault) -> tuple[Response, int] | None:
         response, status = _problem(503, "unavailable", "the EOD is down for maintenance")
         if fault.retry_after_s is not None:
             response.headers["Retry-After"] = str(fault.retry_after_s)
+        return response, status
+    if fault.kind == "http429":
+        response, status = _problem(429, "too-many-requests", "slow down")
+        response.headers["Retry-After"] = str(fault.retry_after_s or 1)
         return response, status
     if fault.kind == "http400":
         return _problem(400, "refused", "the EOD refuses this document")

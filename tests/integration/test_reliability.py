@@ -240,3 +240,20 @@ def test_a_message_that_always_breaks_its_worker_is_parked_after_the_delivery_li
         what="the poison message to be parked",
     )
     assert hub.queue_depth(hub.topology.delivery_queue("eod@146501_1")) == 0
+
+
+def test_a_429_is_retried_no_sooner_than_its_retry_after(hub, eod, enqueue_filings):
+    eod.admin("POST", "/_sim/faults", json={"kind": "http429", "times": 1, "retry_after_s": 2})
+    hub.start_relay()
+    hub.start_worker()
+    enqueue_filings(1)
+    hub.poll()
+
+    messages = hub.wait_until_settled(2, timeout_s=60)
+    assert {row.status for row in messages} == {"delivered"}
+    throttled = next(row for row in messages if len(hub.attempts(row.id)) == 2)
+    first, second = hub.attempts(throttled.id)
+    assert (first.outcome, second.outcome) == ("retry", "delivered")
+    assert "HTTP 429" in first.error_text
+    # The delay queue holds it for the tier that covers Retry-After (2 s), never less.
+    assert (second.started_at - first.finished_at).total_seconds() >= 2
