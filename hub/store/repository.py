@@ -583,10 +583,30 @@ class Store:
             ).all()
         return [LateReceipt(row[0], row[1], row[2], row[3], aware(row[4]), row[5]) for row in rows]
 
-    def record_receipt(self, message_id: str, evidence: Evidence) -> None:
-        """Keep a receipt that arrived on its own (e.g. a UPD pulled from an inbox)."""
+    def record_receipt(self, message_id: str, evidence: Evidence) -> bool:
+        """Keep a receipt that arrived on its own (e.g. a UPD pulled from an inbox).
+
+        A receipt with an ``external_id`` already kept for the message is not kept again.
+
+        Returns:
+            Whether the receipt was new.
+        """
         with self.transaction() as connection:
-            _insert_receipt(connection, message_id, None, evidence, utcnow())
+            if evidence.external_id is not None and connection.scalar(
+                select(RECEIPTS.c.id).where(
+                    RECEIPTS.c.message_id == message_id,
+                    RECEIPTS.c.external_id == evidence.external_id,
+                )
+            ):
+                return False
+            now = utcnow()
+            _insert_receipt(connection, message_id, None, evidence, now)
+            case_id = connection.scalar(SELECT_CASE_OF_MESSAGE, {"message_id": message_id})
+            if case_id is not None and connection.scalar(SELECT_CASE, {"case_id": case_id}):
+                _add_case_event(
+                    connection, str(case_id), f"receipt {evidence.kind}", now, message_id
+                )
+            return True
 
     def fail_delivery(
         self,
