@@ -1,4 +1,4 @@
-"""The outbox relay: publishes what the store committed, then marks it sent.
+"""The outbox relay: publishes what the store committed, then marks it sent; chains the audit log.
 
 A crash between publish and mark republishes the row; consumers deduplicate by
 message id, so nothing is lost and nothing takes effect twice.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 
+from hub.audit import AuditChainer
 from hub.broker.codec import to_amqp
 from hub.broker.connection import close_quietly, connect, translate_broker_errors
 from hub.broker.publisher import ConfirmingPublisher, PublishRefused
@@ -31,6 +32,8 @@ class OutboxRelay:
         self._settings = settings
         self._topology = topology
         self._lease = SingletonLease(store, RELAY_LOCK, holder, settings.singleton_lease_s)
+        # The relay runs once per database, which the audit chain needs of its chainer.
+        self._audit = AuditChainer(store, settings)
         self.stop_requested = threading.Event()
 
     def run(self, endpoints: list[str]) -> None:
@@ -61,8 +64,9 @@ class OutboxRelay:
                         connection.process_data_events(
                             time_limit=self._settings.singleton_lease_s / 3
                         )
-                    elif self.relay_batch(publisher) == 0:
-                        # Nothing to send: wait, keeping heartbeats flowing.
+                    elif self.relay_batch(publisher) == 0 and self._audit.link_pending() == 0:
+                        # Nothing to send or chain: wait, keeping heartbeats flowing.
+                        self._audit.checkpoint_if_due()
                         connection.process_data_events(time_limit=self._settings.relay_idle_s)
         finally:
             close_quietly(connection)

@@ -52,6 +52,7 @@ class Settings:
     broker_backoff_max_s: float = 30.0
     singleton_lease_s: float = 15.0
     receipt_deadline_s: float = 14 * 24 * 3600
+    audit_checkpoint_s: float = 300.0
     intake_token: str = ""
     keystore_dir: Path | None = None
     keystore_password: str = ""

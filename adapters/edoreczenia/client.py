@@ -38,7 +38,9 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 
 from adapters.edoreczenia.contract import (
     INBOX_LABEL,
+    AnswerShapeError,
     Evidence,
+    EvidenceEntry,
     MessageSummary,
     ReceivedMessage,
     TaskOutcome,
@@ -48,6 +50,7 @@ from adapters.edoreczenia.contract import (
     message_request,
     message_summaries,
     message_task_id,
+    parse_evidence_entry,
     received_message,
     task_finished,
     task_outcome,
@@ -305,6 +308,20 @@ class EDoreczeniaClient:
                 for entry in evidence_entries(listed.json())
             ]
 
+    def evidence_entry(self, address: str, evidence_id: str) -> EvidenceEntry:
+        """One evidence by its id, without its document (``GET .../messages/evidences/{id}``).
+
+        A webhook's ``NewEvidence`` notification names the evidence, not its message:
+        this is how the message is found.
+
+        Raises:
+            TransientDeliveryError: as for every call.
+            PermanentDeliveryError: as for every call, or the answer lists no such evidence.
+        """
+        path = _path(address, "messages", "evidences", evidence_id)
+        with _translate_errors("read evidence"):
+            return listed_evidence(self._call("GET", path).json(), evidence_id)
+
     def subscribe(
         self, address: str, callback_url: str, *, evidence_callback_url: str | None = None
     ) -> str:
@@ -427,6 +444,19 @@ def required_options(
     if missing:
         raise ConfigurationError(f"{owner} needs options {', '.join(missing)}")
     return {key: str(value) for key, value in options.items()}
+
+
+def listed_evidence(answer: Any, evidence_id: str) -> EvidenceEntry:
+    """The entry for ``evidence_id`` in an answer listing ``Evidence`` objects.
+
+    Raises:
+        AnswerShapeError: the answer does not list that evidence, or an entry is malformed.
+    """
+    items = answer if isinstance(answer, list) else [answer]
+    for entry in (parse_evidence_entry(item) for item in items):
+        if entry.evidence_id == evidence_id:
+            return entry
+    raise AnswerShapeError(f"the answer does not list evidence {evidence_id}")
 
 
 def access_token(answer: Any) -> AccessToken:

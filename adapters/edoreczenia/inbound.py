@@ -14,15 +14,18 @@ a message without attachments carries its ``textBody``. The hub's envelope has o
 so further attachments are counted in a header but not carried.
 
 Channel options: ``token_url``, ``client_id``, ``client_secret`` (required);
-``timeout_s``, ``concurrency`` (mailboxes drained at once, default 4), ``processed_label``.
+``timeout_s``, ``concurrency`` (mailboxes drained at once, default 4), ``processed_label``;
+``webhook_secret`` turns on the webhook receiver (:mod:`adapters.edoreczenia.webhook`),
+which takes messages with the same code between polls.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from adapters.edoreczenia.client import CLIENT_OPTIONS, EDoreczeniaClient, required_options
 from adapters.edoreczenia.contract import AttachmentInfo, ReceivedMessage
@@ -67,22 +70,16 @@ class EDoreczeniaPollingInbound:
         """
         self._channel = channel
         self._options = required_options(channel.name, channel.options, CLIENT_OPTIONS)
-        self._timeout_s = float(self._options.get("timeout_s", settings.delivery_timeout_s))
+        self._default_timeout_s = settings.delivery_timeout_s
         self._concurrency = int(self._options.get("concurrency", 4))
-        self._processed_label = self._options.get("processed_label", DEFAULT_PROCESSED_LABEL)
+        self._processed_label = processed_label(self._options)
         self._offices = [office for office in region.offices.values() if office.edoreczenia_address]
         self._client: EDoreczeniaClient | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     def setup(self) -> None:
         """Build the UA API client and the pool of mailbox drainers."""
-        self._client = EDoreczeniaClient(
-            self._channel.url,
-            self._options["token_url"],
-            client_id=self._options["client_id"],
-            client_secret=self._options["client_secret"],
-            timeout_s=self._timeout_s,
-        )
+        self._client = channel_client(self._channel, self._default_timeout_s)
         self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="edoreczenia-poll")
 
     def stop(self) -> None:
@@ -155,35 +152,80 @@ class EDoreczeniaPollingInbound:
 
     def _take(self, office: Office, message_id: str, accept: Accept) -> None:
         assert self._client is not None
-        address = office.edoreczenia_address
-        message = self._client.get_message(address, message_id)
-        envelope, reason = inbound_envelope(office, message, self._document(address, message))
-        outcome = accept(
-            envelope,
-            external_id=external_id(address, message_id),
-            submitted_at=message.submitted_at,
-            rejected_reason=reason,
-        )
-        log.info("edoreczenia_message_taken", message_id=message_id, outcome=outcome)
-        self._mark_taken(address, message_id)
+        take_message(self._client, office, message_id, accept, self._processed_label)
 
-    def _document(self, address: str, message: ReceivedMessage) -> ReceivedDocument:
-        assert self._client is not None
-        attachment = main_attachment(message.attachments)
-        if attachment is None:
-            return ReceivedDocument(message.text_body.encode("utf-8"), TEXT_BODY_TYPE)
-        content = self._client.download_attachment(
-            address, message.message_id, attachment.attachment_id
-        )
-        return ReceivedDocument(content, attachment.content_type, attachment.filename)
 
-    def _mark_taken(self, address: str, message_id: str) -> None:
-        assert self._client is not None
-        try:
-            self._client.add_label(address, message_id, self._processed_label)
-        except DeliveryError as exc:
-            # Stored already; the next poll offers it again and the store says "duplicate".
-            log.warning("edoreczenia_label_failed", message_id=message_id, reason=exc.reason)
+def channel_client(channel: InboundConfig, default_timeout_s: float) -> EDoreczeniaClient:
+    """The UA API client an ``edoreczenia-poll`` channel's options describe.
+
+    Raises:
+        ConfigurationError: a required option is missing.
+    """
+    options = required_options(channel.name, channel.options, CLIENT_OPTIONS)
+    return EDoreczeniaClient(
+        channel.url,
+        options["token_url"],
+        client_id=options["client_id"],
+        client_secret=options["client_secret"],
+        timeout_s=float(options.get("timeout_s", default_timeout_s)),
+    )
+
+
+def processed_label(options: Mapping[str, Any]) -> str:
+    """The label that marks a message taken by the hub (option ``processed_label``)."""
+    return str(options.get("processed_label", DEFAULT_PROCESSED_LABEL))
+
+
+def take_message(
+    client: EDoreczeniaClient, office: Office, message_id: str, accept: Accept, label: str
+) -> str:
+    """Read one message of ``office``'s mailbox, hand it to ``accept``, then label it taken.
+
+    Shared by polling and the webhook: both use the same external id, so a message seen
+    by both is stored once, and the label is added only after ``accept`` returned.
+
+    Returns:
+        What ``accept`` answered (``accepted``, ``rejected``, ``duplicate``).
+
+    Raises:
+        TransientDeliveryError, PermanentDeliveryError: the message could not be read.
+    """
+    address = office.edoreczenia_address
+    message = client.get_message(address, message_id)
+    envelope, reason = inbound_envelope(office, message, read_document(client, address, message))
+    outcome = accept(
+        envelope,
+        external_id=external_id(address, message_id),
+        submitted_at=message.submitted_at,
+        rejected_reason=reason,
+    )
+    log.info("edoreczenia_message_taken", message_id=message_id, outcome=outcome)
+    mark_taken(client, address, message_id, label)
+    return outcome
+
+
+def read_document(
+    client: EDoreczeniaClient, address: str, message: ReceivedMessage
+) -> ReceivedDocument:
+    """The document a message brings: its main attachment, else its text body.
+
+    Raises:
+        TransientDeliveryError, PermanentDeliveryError: the attachment could not be read.
+    """
+    attachment = main_attachment(message.attachments)
+    if attachment is None:
+        return ReceivedDocument(message.text_body.encode("utf-8"), TEXT_BODY_TYPE)
+    content = client.download_attachment(address, message.message_id, attachment.attachment_id)
+    return ReceivedDocument(content, attachment.content_type, attachment.filename)
+
+
+def mark_taken(client: EDoreczeniaClient, address: str, message_id: str, label: str) -> None:
+    """Label a stored message taken; a failure is only logged (see the module docstring)."""
+    try:
+        client.add_label(address, message_id, label)
+    except DeliveryError as exc:
+        # Stored already; the next poll offers it again and the store says "duplicate".
+        log.warning("edoreczenia_label_failed", message_id=message_id, reason=exc.reason)
 
 
 def external_id(address: str, message_id: str) -> str:

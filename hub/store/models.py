@@ -147,7 +147,12 @@ class CaseEventRow(Base):
 
 
 class AuditRow(Base):
-    """Hash-chained record of state changes: each row holds the SHA-256 of the previous one."""
+    """Hash-chained record of state changes: each row holds the SHA-256 of the previous one.
+
+    Rows are written in the transaction of the change they record; the chain position
+    (``chain_seq``) and hashes are added shortly after by the single chainer, so no
+    writer has to wait for the chain's head.
+    """
 
     __tablename__ = "audit_log"
 
@@ -157,8 +162,21 @@ class AuditRow(Base):
     actor: Mapped[str] = mapped_column(String(100))
     details: Mapped[str] = mapped_column(Text, default="{}")
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    previous_hash: Mapped[str] = mapped_column(String(64))
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    previous_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditCheckpointRow(Base):
+    """The chain's head at one moment, XAdES-signed with the hub's key."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    chain_seq: Mapped[int] = mapped_column(BigInteger)
     row_hash: Mapped[str] = mapped_column(String(64))
+    signed_document: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class OutboxRow(Base):

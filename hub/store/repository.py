@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -36,6 +38,7 @@ from hub.states import (
 from hub.store.database import READ_ONLY_OPTION, create_store_engine, translate_store_errors
 from hub.store.models import (
     AttemptRow,
+    AuditRow,
     CaseEventRow,
     CaseRow,
     DeliveryRow,
@@ -55,6 +58,7 @@ ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
 DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[assignment]
 LOCKS: Table = SingletonLockRow.__table__  # type: ignore[assignment]
 RECEIPTS: Table = ReceiptRow.__table__  # type: ignore[assignment]
+AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
 
 INSERT_MESSAGE = insert(MESSAGES)
 INSERT_OUTBOX = insert(OUTBOX)
@@ -62,6 +66,7 @@ INSERT_CASE = insert(CASES)
 INSERT_CASE_EVENT = insert(CASE_EVENTS)
 INSERT_DELIVERY = insert(DELIVERIES)
 INSERT_RECEIPT = insert(RECEIPTS)
+INSERT_AUDIT = insert(AUDIT)
 INSERT_ATTEMPT = insert(ATTEMPTS).returning(ATTEMPTS.c.id)
 SELECT_CASE = select(CASES.c.id).where(CASES.c.id == bindparam("case_id"))
 SELECT_BY_EXTERNAL_ID = select(MESSAGES.c.id).where(
@@ -340,6 +345,16 @@ class Store:
                         now=now,
                     ),
                 )
+                _audit(
+                    connection,
+                    str(envelope.envelope_id),
+                    status.value,
+                    now,
+                    source=envelope.source,
+                    destination=str(envelope.destination),
+                    sha256=envelope.body_sha256,
+                    reason=reason,
+                )
                 if status is MessageStatus.ACCEPTED:
                     _open_case(connection, envelope, now)
                     connection.execute(
@@ -447,10 +462,12 @@ class Store:
                         INSERT_DELIVERY, _delivery_values(ticket, message_id, plan.route, now)
                     )
                     existing[plan.endpoint] = ticket
-            connection.execute(
+            routed = connection.execute(
                 MARK_ROUTED,
                 {"message_id": message_id, "accepted": MessageStatus.ACCEPTED.value, "now": now},
-            )
+            ).rowcount
+            if routed:
+                _audit(connection, message_id, "routed", now, endpoints=sorted(existing))
             return list(existing.values())
 
     def reject_message(self, message_id: str, reason: str) -> bool:
@@ -466,6 +483,7 @@ class Store:
             if current is None:
                 return False
             check_transition(MessageStatus(current), MessageStatus.REJECTED)
+            _audit(connection, message_id, "rejected", utcnow(), reason=reason)
             connection.execute(
                 update(MESSAGES)
                 .where(MESSAGES.c.id == message_id)
@@ -780,6 +798,38 @@ def _insert_receipt(
             "received_at": now,
         },
     )
+    _audit(
+        connection,
+        message_id,
+        "receipt",
+        now,
+        kind=evidence.kind,
+        external_id=evidence.external_id,
+        signature_valid=evidence.signature_valid,
+    )
+
+
+def _audit(
+    connection: Connection, message_id: str | None, event: str, now: datetime, **details: object
+) -> None:
+    """Append an audit row (chained later by :mod:`hub.audit`) in the change's transaction."""
+    connection.execute(
+        INSERT_AUDIT,
+        {
+            "message_id": message_id,
+            "event": event,
+            "actor": _actor(),
+            "details": json.dumps(details, sort_keys=True, ensure_ascii=False, default=str),
+            "occurred_at": now,
+            "chain_seq": None,
+            "previous_hash": None,
+            "row_hash": None,
+        },
+    )
+
+
+def _actor() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _add_case_event(
@@ -856,6 +906,7 @@ def _refresh_message(connection: Connection, message_id: str, now: datetime) -> 
     if not changed:
         current = connection.scalar(SELECT_MESSAGE_STATUS, {"message_id": message_id})
         raise IllegalTransition(f"message {message_id} cannot go from {current} to {status}")
+    _audit(connection, message_id, status.value, now)
     if status is MessageStatus.DELIVERED:
         case_id = connection.scalar(SELECT_CASE_OF_MESSAGE, {"message_id": message_id})
         _add_case_event(connection, str(case_id), "delivered", now, message_id)

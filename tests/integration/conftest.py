@@ -18,9 +18,8 @@ from typing import Any
 import pika
 import psycopg
 import pytest
-import requests
-from flask import Flask
 from sqlalchemy import select
+from support import OFFICES, Simulator, serve_in_thread
 
 from hub.adapters import OutboundAdapter
 from hub.broker.connection import close_quietly, connect
@@ -39,7 +38,6 @@ from hub.store.repository import Store
 from hub.workers import DeliveryWorker
 from simulators.eod.server import create_app as create_eod_app
 from simulators.epuap.server import create_app as create_epuap_app
-from simulators.serving import loopback_server
 
 IN_CI = os.environ.get("CI") == "true"
 AMQP_URL = os.environ.get("HUB_TEST_AMQP_URL", DEFAULT_AMQP_URL)
@@ -47,11 +45,6 @@ POSTGRES_URL = os.environ.get(
     "HUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 PISMO_OGOLNE = "http://crd.gov.pl/wzor/2013/12/12/1410/"
-
-OFFICES = [
-    ("146501_1", "Urząd m.st. Warszawy", "/umwarszawa/skrytka"),
-    ("1421", "Starostwo Powiatowe w Pruszkowie", "/sppruszkow/skrytka"),
-]
 
 
 def require(available: bool, what: str) -> None:
@@ -97,32 +90,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
-
-
-@dataclass
-class Simulator:
-    """A simulator app served on a loopback port in a thread."""
-
-    url: str
-    app: Flask
-    stop: Callable[[], None]
-
-    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = requests.request(method, f"{self.url}{path}", timeout=30, **kwargs)
-        response.raise_for_status()
-        return response.json()
-
-
-def serve_in_thread(app: Flask) -> Simulator:
-    server = loopback_server(app)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        thread.join(5)
-
-    return Simulator(f"http://127.0.0.1:{server.port}", app, stop)
 
 
 @pytest.fixture

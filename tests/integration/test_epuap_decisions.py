@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import OFFICES, Simulator, serve_in_thread
+from support import OFFICES, Simulator, serve_in_thread
 
 from hub.envelope import Address, Envelope
 from hub.signing.keystore import Keystore, init_keystore

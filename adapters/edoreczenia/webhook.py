@@ -1,0 +1,319 @@
+"""e-Doręczenia calls the hub back: new messages and new evidences, as they happen.
+
+After ``PUT /{eDeliveryAddress}/message_subscriptions`` (:func:`subscribe_offices`, or
+``hub edoreczenia-subscribe --callback-base-url URL``), the service posts a
+``MessageStatement`` to ``POST /edoreczenia/notifications/<office_id>?token=<secret>``:
+
+- ``{"eDeliveryAddress", "notificationType": "NewMessage", "notification": [{"id":
+  messageId, "threadId"}]}``: the message is read and handed to ``accept`` by the very
+  code the polling inbound uses (same external id ``edoreczenia:{address}:{messageId}``,
+  same label afterwards), so a message seen by both is stored once.
+- ``{..., "notificationType": "NewEvidence", "notification": [{"id": evidenceId, "type":
+  "E.1"}]}``: the notification names the evidence, not its message, so the evidence is
+  read by id for its ``messageId``; the hub's message is the one whose delivery the
+  service registered under that id, and every evidence of it is kept as a receipt under
+  the kind and id the outbound adapter uses, so none is kept twice.
+
+The contract lets a subscription name only URLs, so the caller proves itself with the
+channel's ``webhook_secret`` in the URL's query (``token``), compared in constant time;
+without that option no route is registered. Refusals are RFC 7807 problem documents.
+The work is done before answering, bounded by the client's timeouts (a few calls on one
+message); polling stays the safety net for whatever a failed callback leaves behind.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import click
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from adapters.edoreczenia.client import EDoreczeniaClient
+from adapters.edoreczenia.contract import Evidence as PlatformEvidence
+from adapters.edoreczenia.inbound import channel_client, processed_label, take_message
+from hub.errors import ConfigurationError, HubError
+from hub.inbound import accept_into
+from hub.logging import get_logger
+from hub.receipts import Evidence
+from hub.region import InboundConfig, Office, Region, load_region
+from hub.settings import Settings
+from hub.store.repository import Store
+
+log = get_logger(__name__)
+
+CHANNEL_KIND = "edoreczenia-poll"
+NOTIFICATIONS_PATH = "/edoreczenia/notifications/<office_id>"
+AUTH_QUERY_PARAMETER = "token"
+NEW_MESSAGE, NEW_EVIDENCE = "NewMessage", "NewEvidence"
+EXTENSION_KEY = "edoreczenia_webhook"
+# A MessageStatement names a few ids; anything much bigger is not one.
+MAX_NOTIFICATION_BYTES = 64 * 1024
+# The contract declares 200 for callback answers; 202 says "taken", which the hub's
+# other intake answers too. Any 2xx counts as delivered for the simulator's notifier.
+ACKNOWLEDGED = 202
+
+
+@dataclass(frozen=True)
+class WebhookService:
+    """What the receiver needs: the catalogue, the store, one UA API client, the secret."""
+
+    region: Region
+    store: Store
+    client: EDoreczeniaClient
+    secret: str
+    processed_label: str
+    # record_receipt checks for the evidence id, then inserts: two callbacks about one
+    # message in one process must not both pass the check. (The receipts table has no
+    # unique key that would settle it across processes.)
+    receipts_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A ``MessageStatement`` as posted: whose mailbox, what happened, the ids concerned."""
+
+    address: str
+    notification_type: str
+    object_ids: tuple[str, ...]
+
+
+class MalformedStatement(ValueError):
+    """The body is not a ``MessageStatement``."""
+
+
+blueprint = Blueprint("edoreczenia_webhook", __name__)
+
+
+def register(app: Flask) -> None:
+    """Plug the webhook receiver into the hub's HTTP app (entry point ``hub.web``).
+
+    Raises:
+        ConfigurationError: the channel sets ``webhook_secret`` but lacks a client option.
+    """
+    settings: Settings = app.config["HUB_SETTINGS"]
+    region = load_region(settings.region_path)
+    channel = webhook_channel(region)
+    if channel is None:
+        return  # no e-Doręczenia channel, or it is polled only
+    app.extensions[EXTENSION_KEY] = WebhookService(
+        region=region,
+        store=app.config["HUB_STORE"],
+        client=channel_client(channel, settings.delivery_timeout_s),
+        secret=str(channel.options["webhook_secret"]),
+        processed_label=processed_label(channel.options),
+    )
+    app.register_blueprint(blueprint)
+
+
+def webhook_channel(region: Region) -> InboundConfig | None:
+    """The region's ``edoreczenia-poll`` channel if it sets a ``webhook_secret``, else None."""
+    channel = next((item for item in region.inbound if item.kind == CHANNEL_KIND), None)
+    if channel is None:
+        return None
+    if not channel.options.get("webhook_secret"):
+        log.info("edoreczenia_webhook_off", channel=channel.name, reason="no webhook_secret")
+        return None
+    return channel
+
+
+@blueprint.post(NOTIFICATIONS_PATH)
+def notification(office_id: str) -> tuple[Response, int]:
+    """Take one ``MessageStatement`` for ``office_id``'s mailbox; answer once it is handled."""
+    service: WebhookService = current_app.extensions[EXTENSION_KEY]
+    if not _authenticated(service.secret):
+        return problem(401, "unauthorized", f"a valid '{AUTH_QUERY_PARAMETER}' is required")
+    office = service.region.offices.get(office_id)
+    if office is None or not office.edoreczenia_address:
+        return problem(404, "unknown-office", f"office {office_id!r} has no e-Doręczenia mailbox")
+    try:
+        statement = _statement_for(office)
+        handle(service, office, statement)
+    except MalformedStatement as exc:
+        return problem(400, "malformed-notification", str(exc))
+    except HubError as exc:
+        # Unreachable service or store: a retried callback, or the next poll, takes it.
+        log.warning("edoreczenia_notification_failed", office=office.id, reason=exc.reason)
+        return problem(503, "not-handled-now", exc.reason)
+    return jsonify({"status": "OK"}), ACKNOWLEDGED
+
+
+def handle(service: WebhookService, office: Office, statement: Statement) -> int:
+    """Act on a statement for ``office``; return how many messages or receipts were new.
+
+    Raises:
+        HubError: the service or the store failed (the first failure stops the rest).
+    """
+    if statement.notification_type == NEW_MESSAGE:
+        outcomes = [take_notified_message(service, office, item) for item in statement.object_ids]
+        return outcomes.count("accepted") + outcomes.count("rejected")
+    if statement.notification_type == NEW_EVIDENCE:
+        return sum(record_notified_evidence(service, office, item) for item in statement.object_ids)
+    log.info("edoreczenia_notification_ignored", notification_type=statement.notification_type)
+    return 0
+
+
+def take_notified_message(service: WebhookService, office: Office, message_id: str) -> str:
+    """Store a new message as polling would; return ``accept``'s outcome.
+
+    Raises:
+        DeliveryError: the message could not be read. StoreUnavailable: not stored.
+    """
+    accept = accept_into(service.store)
+    return take_message(service.client, office, message_id, accept, service.processed_label)
+
+
+def record_notified_evidence(service: WebhookService, office: Office, evidence_id: str) -> int:
+    """Keep every evidence of the sent message ``evidence_id`` belongs to; return how many new.
+
+    Evidences of messages the hub does not know (not sent by it, or whose delivery is
+    not recorded yet: A.1 and D.1 arrive while the sending call is still under way, and
+    the outbound adapter keeps those itself) are skipped.
+
+    Raises:
+        DeliveryError: the evidences could not be read. StoreUnavailable: not stored.
+    """
+    address = office.edoreczenia_address
+    platform_message_id = service.client.evidence_entry(address, evidence_id).message_id
+    message_id = service.store.message_id_by_delivery_reference(platform_message_id)
+    if message_id is None:
+        log.info("edoreczenia_evidence_unmatched", evidence_id=evidence_id, office=office.id)
+        return 0
+    receipts = [receipt_of(item) for item in service.client.evidences(address, platform_message_id)]
+    with service.receipts_lock:
+        kept = sum(service.store.record_receipt(message_id, receipt) for receipt in receipts)
+    log.info("edoreczenia_evidences_recorded", envelope_id=message_id, new=kept)
+    return kept
+
+
+def receipt_of(evidence: PlatformEvidence) -> Evidence:
+    """The hub's receipt for an evidence: the kind and id ``EDoreczeniaOutbound`` uses."""
+    return Evidence(
+        kind=f"e-Doręczenia {evidence.kind}",
+        document=evidence.document,
+        external_id=evidence.evidence_id,
+        detail=f"recipient {evidence.recipient}, issued {evidence.issued_at}",
+    )
+
+
+def parse_statement(body: Any) -> Statement:
+    """Read a ``MessageStatement`` (``eDeliveryAddress``, ``notificationType``, ``notification``).
+
+    Raises:
+        MalformedStatement: a required field is missing or of the wrong type.
+    """
+    if not isinstance(body, dict):
+        raise MalformedStatement("the body is not a JSON object")
+    address, notification_type = body.get("eDeliveryAddress"), body.get("notificationType")
+    if not isinstance(address, str) or not isinstance(notification_type, str):
+        raise MalformedStatement("eDeliveryAddress and notificationType are required strings")
+    items = body.get("notification") or []
+    if not isinstance(items, list):
+        raise MalformedStatement("notification is not a list")
+    return Statement(address, notification_type, _object_ids(items))
+
+
+def _object_ids(items: Sequence[Any]) -> tuple[str, ...]:
+    ids = [item.get("id") if isinstance(item, dict) else None for item in items]
+    if not all(isinstance(item, str) and item for item in ids):
+        raise MalformedStatement("every notification needs an 'id'")
+    return tuple(str(item) for item in ids)
+
+
+def _statement_for(office: Office) -> Statement:
+    if (request.content_length or 0) > MAX_NOTIFICATION_BYTES:
+        raise MalformedStatement(f"the body is larger than {MAX_NOTIFICATION_BYTES} bytes")
+    statement = parse_statement(request.get_json(silent=True))
+    if statement.address != office.edoreczenia_address:
+        # The secret is the hub's, not the office's: the URL and the body must agree.
+        raise MalformedStatement(
+            f"the notification is for {statement.address}, not office {office.id}'s mailbox"
+        )
+    return statement
+
+
+def _authenticated(secret: str) -> bool:
+    offered = request.args.get(AUTH_QUERY_PARAMETER, "")
+    return hmac.compare_digest(offered.encode(), secret.encode())
+
+
+def problem(status: int, code: str, detail: str) -> tuple[Response, int]:
+    """An RFC 7807 problem document with the hub's ``urn:hub:problem:<code>`` type."""
+    response = jsonify(
+        {
+            "type": f"urn:hub:problem:{code}",
+            "title": code.replace("-", " "),
+            "status": status,
+            "detail": detail,
+        }
+    )
+    response.mimetype = "application/problem+json"
+    return response, status
+
+
+def callback_url(base_url: str, office_id: str, secret: str) -> str:
+    """The URL e-Doręczenia calls for ``office_id``, carrying the secret in its query."""
+    path = NOTIFICATIONS_PATH.replace("<office_id>", quote(office_id, safe=""))
+    return f"{base_url.rstrip('/')}{path}?{urlencode({AUTH_QUERY_PARAMETER: secret})}"
+
+
+def subscribe_offices(
+    channel: InboundConfig, region: Region, callback_base_url: str, *, timeout_s: float = 10.0
+) -> int:
+    """Subscribe every office's mailbox to the hub's callbacks, for messages and evidences.
+
+    A subscription replaces the mailbox's previous one, so running this again (after a
+    failure, or with a new URL) is safe.
+
+    Returns:
+        How many mailboxes were subscribed.
+
+    Raises:
+        ConfigurationError: the channel lacks ``webhook_secret`` or a client option.
+        TransientDeliveryError, PermanentDeliveryError: a subscription failed; the
+            mailboxes before it are subscribed.
+    """
+    secret = str(channel.options.get("webhook_secret") or "")
+    if not secret:
+        raise ConfigurationError(f"inbound channel {channel.name} needs option webhook_secret")
+    offices = [office for office in region.offices.values() if office.edoreczenia_address]
+    client = channel_client(channel, timeout_s)
+    try:
+        for office in offices:
+            url = callback_url(callback_base_url, office.id, secret)
+            subscription_id = client.subscribe(
+                office.edoreczenia_address, url, evidence_callback_url=url
+            )
+            # Never the URL: it carries the secret.
+            log.info("edoreczenia_subscribed", office=office.id, subscription_id=subscription_id)
+    finally:
+        client.close()
+    return len(offices)
+
+
+@click.command("edoreczenia-subscribe")
+@click.option(
+    "--callback-base-url",
+    required=True,
+    help="The hub's URL as e-Doręczenia reaches it, e.g. https://hub.example.gov.pl",
+)
+@click.pass_obj
+def edoreczenia_subscribe(settings: Settings, callback_base_url: str) -> None:
+    """Subscribe the offices' e-Doręczenia mailboxes to the hub's webhook."""
+    region = load_region(settings.region_path)
+    channel = webhook_channel(region)
+    if channel is None:
+        raise click.ClickException(
+            f"the region has no {CHANNEL_KIND} channel with a webhook_secret"
+        )
+    try:
+        count = subscribe_offices(
+            channel, region, callback_base_url, timeout_s=settings.delivery_timeout_s
+        )
+    except HubError as exc:
+        raise click.ClickException(exc.reason) from exc
+    click.echo(f"{count} e-Doręczenia mailbox(es) subscribed to {callback_base_url}")

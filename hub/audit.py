@@ -1,0 +1,236 @@
+"""The audit chain: every state change hash-linked to the one before, so tampering shows.
+
+Writers append rows in the transaction of the change they record, without touching the
+chain; a single chainer (the outbox relay, which already runs once per database) then
+gives each new row its position and hashes, in the order it finds them committed:
+``row_hash = SHA-256(previous_hash | position | row id | message | event | actor |
+details | time)``. Editing, deleting or reordering a chained row breaks the hash of that
+row or of the next one, and ``hub audit verify`` names the first broken row.
+
+Checkpoints sign the chain's head with the hub's key (XAdES), so even someone who
+rewrites the whole chain cannot forge the signed heads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from lxml import etree
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from hub.errors import ConfigurationError, SignatureInvalid
+from hub.logging import get_logger
+from hub.settings import Settings
+from hub.signing.keystore import Keystore, SigningIdentity
+from hub.signing.trust import TrustStore
+from hub.signing.xades import sign_document, verify_document
+from hub.store.models import AuditCheckpointRow, AuditRow
+from hub.store.repository import Store, aware, utcnow
+
+log = get_logger(__name__)
+
+HUB_IDENTITY = "hub"
+GENESIS_HASH = "0" * 64
+CHECKPOINT_NAMESPACE = "urn:hub:audit:checkpoint:1"
+AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
+CHECKPOINTS: Table = AuditCheckpointRow.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """What ``hub audit verify`` found."""
+
+    rows_checked: int
+    pending: int
+    first_broken_id: int | None = None
+    reason: str = ""
+    checkpoints_checked: int = 0
+
+    @property
+    def intact(self) -> bool:
+        """Whether every chained row and checkpoint is as it was written."""
+        return self.first_broken_id is None and not self.reason
+
+
+def row_hash(previous_hash: str, row: Any) -> str:
+    """The hash that chains ``row`` after a row whose hash is ``previous_hash``."""
+    occurred_at = aware(row.occurred_at).astimezone(UTC).isoformat()
+    material = "|".join(
+        [
+            previous_hash,
+            str(row.chain_seq),
+            str(row.id),
+            row.message_id or "",
+            row.event,
+            row.actor,
+            row.details,
+            occurred_at,
+        ]
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+class AuditChain:
+    """Links, verifies and checkpoints the audit chain of one store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def link_pending(self, limit: int = 1000) -> int:
+        """Give unchained rows their positions and hashes; return how many were linked."""
+        with self._store.transaction() as connection:
+            head = connection.execute(
+                select(AUDIT.c.chain_seq, AUDIT.c.row_hash)
+                .where(AUDIT.c.chain_seq.is_not(None))
+                .order_by(AUDIT.c.chain_seq.desc())
+                .limit(1)
+            ).first()
+            sequence, previous = (head[0], head[1]) if head else (0, GENESIS_HASH)
+            pending = connection.execute(
+                select(AUDIT).where(AUDIT.c.chain_seq.is_(None)).order_by(AUDIT.c.id).limit(limit)
+            ).all()
+            for row in pending:
+                sequence += 1
+                linked = SimpleNamespace(**{**row._asdict(), "chain_seq": sequence})
+                current = row_hash(previous, linked)
+                connection.execute(
+                    update(AUDIT)
+                    .where(AUDIT.c.id == row.id)
+                    .values(chain_seq=sequence, previous_hash=previous, row_hash=current)
+                )
+                previous = current
+            return len(pending)
+
+    def verify(self, trust: TrustStore | None = None) -> ChainReport:
+        """Walk the chain from its start; name the first row that does not fit."""
+        with self._store.reading() as connection:
+            checked, broken = _walk(_chained_rows(connection))
+            pending = int(
+                connection.scalar(
+                    select(func.count()).select_from(AUDIT).where(AUDIT.c.chain_seq.is_(None))
+                )
+                or 0
+            )
+            if broken is not None:
+                return ChainReport(checked, pending, broken[0], broken[1])
+            if trust is None:
+                return ChainReport(checked, pending)
+            return self._verify_checkpoints(connection, trust, checked, pending)
+
+    def checkpoint(self, identity: SigningIdentity) -> int | None:
+        """Sign the chain's current head with the hub's key; return its position."""
+        with self._store.transaction() as connection:
+            head = connection.execute(
+                select(AUDIT.c.chain_seq, AUDIT.c.row_hash)
+                .where(AUDIT.c.chain_seq.is_not(None))
+                .order_by(AUDIT.c.chain_seq.desc())
+                .limit(1)
+            ).first()
+            if head is None:
+                return None
+            now = utcnow()
+            document = sign_document(_checkpoint_xml(head[0], head[1], now), identity)
+            connection.execute(
+                insert(CHECKPOINTS).values(
+                    chain_seq=head[0], row_hash=head[1], signed_document=document, created_at=now
+                )
+            )
+            return int(head[0])
+
+    def _verify_checkpoints(
+        self, connection: Connection, trust: TrustStore, checked: int, pending: int
+    ) -> ChainReport:
+        hashes = dict(connection.execute(select(AUDIT.c.chain_seq, AUDIT.c.row_hash)).all())
+        rows = connection.execute(select(CHECKPOINTS).order_by(CHECKPOINTS.c.id)).all()
+        for checkpoint in rows:
+            reason = _checkpoint_problem(checkpoint, hashes, trust)
+            if reason:
+                return ChainReport(checked, pending, None, reason, len(rows))
+        return ChainReport(checked, pending, checkpoints_checked=len(rows))
+
+
+class AuditChainer:
+    """Keeps the chain linked and signs its head now and then (run by the single relay)."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self._chain = AuditChain(store)
+        self._settings = settings
+        self._next_checkpoint = time.monotonic() + settings.audit_checkpoint_s
+        self._identity: SigningIdentity | None = None
+        self._warned = False
+
+    def link_pending(self) -> int:
+        """Link what writers appended since the last call."""
+        return self._chain.link_pending()
+
+    def checkpoint_if_due(self) -> None:
+        """Sign the chain's head once ``audit_checkpoint_s`` has passed."""
+        if time.monotonic() < self._next_checkpoint:
+            return
+        self._next_checkpoint = time.monotonic() + self._settings.audit_checkpoint_s
+        identity = self._hub_identity()
+        if identity is not None:
+            position = self._chain.checkpoint(identity)
+            log.info("audit_checkpoint_signed", position=position)
+
+    def _hub_identity(self) -> SigningIdentity | None:
+        if self._identity is None:
+            try:
+                keystore = Keystore(self._settings.keys, self._settings.keystore_password)
+                self._identity = keystore.identity(HUB_IDENTITY)
+            except ConfigurationError as exc:
+                if not self._warned:
+                    log.warning("audit_checkpoints_unsigned", reason=exc.reason)
+                    self._warned = True
+        return self._identity
+
+
+def _chained_rows(connection: Connection) -> Iterator[Any]:
+    yield from connection.execute(
+        select(AUDIT).where(AUDIT.c.chain_seq.is_not(None)).order_by(AUDIT.c.chain_seq)
+    )
+
+
+def _walk(rows: Iterator[Any]) -> tuple[int, tuple[int, str] | None]:
+    previous, expected_seq, checked = GENESIS_HASH, 1, 0
+    for row in rows:
+        checked += 1
+        if row.chain_seq != expected_seq:
+            return checked, (row.id, f"position {expected_seq} is missing (a row was deleted)")
+        if row.previous_hash != previous:
+            return checked, (row.id, "it does not follow the row before it (reordered or deleted)")
+        if row_hash(previous, row) != row.row_hash:
+            return checked, (row.id, "its content does not match its hash (edited)")
+        previous, expected_seq = row.row_hash, expected_seq + 1
+    return checked, None
+
+
+def _checkpoint_xml(sequence: int, head_hash: str, at: datetime) -> bytes:
+    root = etree.Element(
+        f"{{{CHECKPOINT_NAMESPACE}}}Checkpoint", nsmap={"cp": CHECKPOINT_NAMESPACE}
+    )
+    etree.SubElement(root, f"{{{CHECKPOINT_NAMESPACE}}}Position").text = str(sequence)
+    etree.SubElement(root, f"{{{CHECKPOINT_NAMESPACE}}}RowHash").text = head_hash
+    etree.SubElement(root, f"{{{CHECKPOINT_NAMESPACE}}}At").text = at.isoformat()
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _checkpoint_problem(checkpoint: Any, hashes: dict[int, str], trust: TrustStore) -> str:
+    try:
+        verified = verify_document(checkpoint.signed_document, trust)
+    except SignatureInvalid as exc:
+        return f"checkpoint {checkpoint.id} is not signed by a trusted key: {exc.reason}"
+    position = verified.signed_document.findtext(f"{{{CHECKPOINT_NAMESPACE}}}Position")
+    signed_hash = verified.signed_document.findtext(f"{{{CHECKPOINT_NAMESPACE}}}RowHash")
+    if hashes.get(int(position or 0)) != signed_hash:
+        return (
+            f"the chain at position {position} differs from what checkpoint {checkpoint.id} signed"
+        )
+    return ""
