@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -90,6 +91,53 @@ def keys_init(settings: Settings, offices: str) -> None:
     click.echo(
         f"keystore {settings.keys}: {len(written)} file(s) written, "
         f"{len(office_ids) + 2} identities; CA trusted in {settings.trust}"
+    )
+
+
+@cli.command()
+@click.option("--office", required=True, help="The office whose key signs (its id, e.g. 146501_1).")
+@click.argument("document", type=click.File("rb"))
+@click.pass_obj
+def sign(settings: Settings, office: str, document: BinaryIO) -> None:
+    """Add the office's XAdES-BES signature to DOCUMENT; write the result to stdout."""
+    from hub.signing.keystore import Keystore
+    from hub.signing.xades import sign_document
+
+    identity = Keystore(settings.keys, settings.keystore_password).identity(office)
+    sys.stdout.buffer.write(sign_document(document.read(), identity))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the verification's details as JSON.")
+@click.argument("document", type=click.File("rb"))
+@click.pass_obj
+def verify(settings: Settings, as_json: bool, document: BinaryIO) -> None:
+    """Verify DOCUMENT's XAdES signature against the trust store; exit 1 if it does not hold."""
+    import json
+
+    from hub.errors import RejectedInput
+    from hub.signing.trust import TrustStore
+    from hub.signing.xades import verify_document
+
+    try:
+        verified = verify_document(document.read(), TrustStore.from_directory(settings.trust))
+    except RejectedInput as exc:
+        click.echo(
+            json.dumps({"valid": False, "reason": exc.reason})
+            if as_json
+            else f"invalid: {exc.reason}"
+        )
+        sys.exit(1)
+    details = {
+        "valid": True,
+        "signer": verified.signer,
+        "signed_at": verified.signed_at.isoformat() if verified.signed_at else None,
+        "certificate_serial": str(verified.certificate_serial),
+    }
+    click.echo(
+        json.dumps(details)
+        if as_json
+        else f"valid: signed by {verified.signer} at {details['signed_at']}"
     )
 
 
