@@ -132,13 +132,19 @@ def notification(office_id: str) -> tuple[Response, int]:
         return problem(404, "unknown-office", f"office {office_id!r} has no e-Doręczenia mailbox")
     try:
         statement = _statement_for(office)
-        handle(service, office, statement)
+        new = handle(service, office, statement)
     except MalformedStatement as exc:
         return problem(400, "malformed-notification", str(exc))
     except HubError as exc:
         # Unreachable service or store: a retried callback, or the next poll, takes it.
         log.warning("edoreczenia_notification_failed", office=office.id, reason=exc.reason)
         return problem(503, "not-handled-now", exc.reason)
+    log.info(
+        "edoreczenia_notification_handled",
+        office=office.id,
+        notification_type=statement.notification_type,
+        new=new,
+    )
     return jsonify({"status": "OK"}), ACKNOWLEDGED
 
 

@@ -110,6 +110,10 @@ class ReceiptRow(Base):
     """Evidence from the other side: UPP, UPO, UPD, e-Doręczenia evidences, acknowledgements."""
 
     __tablename__ = "receipts"
+    # One receipt per id per message, however many notifications announce it.
+    __table_args__ = (
+        UniqueConstraint("message_id", "external_id", name="uq_receipts_message_external"),
+    )
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)

@@ -609,6 +609,12 @@ class Store:
         Returns:
             Whether the receipt was new.
         """
+        try:
+            return self._record_receipt(message_id, evidence)
+        except sqlalchemy.exc.IntegrityError:
+            return False  # another process kept the same receipt a moment ago
+
+    def _record_receipt(self, message_id: str, evidence: Evidence) -> bool:
         with self.transaction() as connection:
             if evidence.external_id is not None and connection.scalar(
                 select(RECEIPTS.c.id).where(

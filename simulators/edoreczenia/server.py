@@ -264,6 +264,16 @@ def _register_api(app: Flask, state: SimulatorState, notifier: Notifier) -> None
         found = state.evidences_of(_address(), g.api.path["messageId"], g.api.query)
         return jsonify({"evidences": found})
 
+    @app.get(f"{_ADDRESS}/messages/evidences/<evidenceId>")
+    def evidence_by_id(**_: str) -> Response:
+        # The contract's "Gets evidence by ID": how a webhook's NewEvidence is resolved.
+        evidence_id = g.api.path["evidenceId"]
+        with state.lock:
+            evidence = state.evidences.get(evidence_id)
+            if evidence is None or _address() not in {evidence.sender, evidence.recipient}:
+                raise Refusal("evidence_not_found", f"no evidence {evidence_id}")
+            return jsonify([evidence.as_json()])
+
     @app.get(f"{_ADDRESS}/evidences/<messageType>/<evidenceId>")
     def evidence_document(**_: str) -> Response:
         if g.api.path["messageType"] != "purde":

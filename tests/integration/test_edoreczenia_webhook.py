@@ -2,12 +2,9 @@
 
 Both run on loopback in this process: the simulator (checking every request and answer
 against the UA API contract) and the hub's Flask app from ``create_app`` with the
-webhook registered, against the real store (SQLite and PostgreSQL).
-
-The simulator does not serve the contract's ``GET /{eDeliveryAddress}/messages/evidences/
-{evidenceId}``, which the hub needs to learn which message a ``NewEvidence`` notification
-is about; :func:`serve_evidence_by_id` adds it to the simulator's app here, built from the
-simulator's own state and still checked against the contract.
+webhook registered, against the real store (SQLite and PostgreSQL). A ``NewEvidence``
+notification names only the evidence, so the hub resolves it with the contract's
+``GET /{eDeliveryAddress}/messages/evidences/{evidenceId}``.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
-from flask import Flask, Response, jsonify
+from flask import Flask
 from sqlalchemy import select
 
 from adapters.edoreczenia.client import EDoreczeniaClient
@@ -35,7 +32,6 @@ from adapters.edoreczenia.webhook import (
     EXTENSION_KEY,
     callback_url,
     edoreczenia_subscribe,
-    register,
     webhook_channel,
 )
 from hub.envelope import Address, Envelope
@@ -45,8 +41,7 @@ from hub.settings import Settings
 from hub.store.models import MessageRow, ReceiptRow
 from hub.store.repository import PlannedDelivery, Store
 from hub.web import create_app
-from simulators.edoreczenia.contract import API_PREFIX
-from simulators.edoreczenia.mailboxes import Refusal, SimulatorState
+from simulators.edoreczenia.mailboxes import SimulatorState
 from simulators.edoreczenia.server import create_app as create_simulator_app
 from simulators.serving import loopback_server
 
@@ -78,24 +73,6 @@ def serve(app: Flask) -> Served:
         thread.join(5)
 
     return Served(f"http://127.0.0.1:{server.port}", stop)
-
-
-def serve_evidence_by_id(app: Flask, state: SimulatorState) -> None:
-    """Add the contract's "Gets evidence by ID" operation the simulator lacks."""
-
-    def evidence_by_id(eDeliveryAddress: str, evidenceId: str) -> Response:  # noqa: N803
-        with state.lock:
-            evidence = state.evidences.get(evidenceId)
-            if evidence is None or eDeliveryAddress not in {evidence.sender, evidence.recipient}:
-                raise Refusal("evidence_not_found", f"no evidence {evidenceId}")
-            return jsonify([evidence.as_json()])
-
-    app.add_url_rule(
-        f"{API_PREFIX}/<eDeliveryAddress>/messages/evidences/<evidenceId>",
-        "evidence_by_id",
-        evidence_by_id,
-        methods=["GET"],
-    )
 
 
 @dataclass
@@ -139,7 +116,6 @@ class Simulator:
 def simulator() -> Iterator[Simulator]:
     state = SimulatorState(clients={CLIENT_ID: CLIENT_SECRET})
     app = create_simulator_app(state, validate_responses=True, notify_timeout_s=10.0)
-    serve_evidence_by_id(app, state)
     served = serve(app)
     yield Simulator(served.url, state)
     served.stop()
@@ -182,8 +158,7 @@ timeout_s = 5.0
 @pytest.fixture
 def hub_url(webhook_settings: Settings, store: Store) -> Iterator[str]:
     app = create_app(webhook_settings, store)
-    if EXTENSION_KEY not in app.extensions:  # until the entry point is installed
-        register(app)
+    assert EXTENSION_KEY in app.extensions, "the hub.web entry point registers the webhook"
     served = serve(app)
     yield served.url
     served.stop()
