@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +28,12 @@ import requests
 import zeep.exceptions
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from adapters.epuap.attachments import offload_large_attachments
 from adapters.epuap.contract import (
     DORECZYCIEL_BINDING,
     DORECZYCIEL_WSDL,
+    FILEREPO_BINDING,
+    FILEREPO_WSDL,
     SKRYTKA_BINDING,
     SKRYTKA_WSDL,
     STATUS_OK,
@@ -57,6 +61,8 @@ from hub.signing.xades import verify_document
 log = get_logger(__name__)
 
 RECIPIENT_HEADER = "epuap-recipient"
+# Attachments above this travel through FileRepo (endpoint option large_attachment_bytes).
+DEFAULT_LARGE_ATTACHMENT_BYTES = 5 * 1024 * 1024
 UPP_KIND = "UPP"
 
 
@@ -74,7 +80,11 @@ class EpuapSkrytkaOutbound:
         self._office: Office = endpoint.owner
         self._settings = settings
         self._service: Any = None
+        self._filerepo: Any = None
         self._trust: TrustStore | None = None
+        self._attachment_limit = int(
+            endpoint.options.get("large_attachment_bytes", DEFAULT_LARGE_ATTACHMENT_BYTES)
+        )
 
     def setup(self) -> None:
         """Load the office's identity and the platform's certificate once; build the client."""
@@ -89,6 +99,12 @@ class EpuapSkrytkaOutbound:
         )
         self._service = client.create_service(self.binding, self._endpoint.url)
         self._trust = TrustStore.from_directory(self._settings.trust)
+        filerepo_url = self._endpoint.options.get("filerepo_url")
+        if filerepo_url:
+            filerepo = soap_client(
+                FILEREPO_WSDL, str(filerepo_url), self._endpoint.timeout_s, wsse=client.wsse
+            )
+            self._filerepo = filerepo.create_service(FILEREPO_BINDING, str(filerepo_url))
 
     def stop(self) -> None:
         """Nothing to release: the HTTP session closes with the process."""
@@ -103,6 +119,7 @@ class EpuapSkrytkaOutbound:
         """
         recipient = _recipient(envelope)
         with _translate_soap_errors(self._endpoint.name):
+            envelope = self._offload_large_attachments(envelope)
             answer = self._send(envelope, recipient)
         if answer.status.kod != STATUS_OK:
             raise PermanentDeliveryError(
@@ -137,6 +154,23 @@ class EpuapSkrytkaOutbound:
                 "daneDodatkowe": b"",
             },
         )
+
+    def _offload_large_attachments(self, envelope: Envelope) -> Envelope:
+        if self._filerepo is None:
+            return envelope
+        body = offload_large_attachments(
+            envelope.body,
+            limit_bytes=self._attachment_limit,
+            filerepo_url=str(self._endpoint.options["filerepo_url"]),
+            upload=self._upload,
+        )
+        return envelope if body is envelope.body else dataclasses.replace(envelope, body=body)
+
+    def _upload(self, content: bytes, filename: str, mime_type: str) -> str:
+        file_id = self._filerepo.uploadFile(
+            file=content, filename=filename, mimeType=mime_type, subject=self._office.epuap_podmiot
+        )
+        return str(file_id)
 
     def _upp_evidence(self, answer: Any, envelope: Envelope) -> tuple[Evidence, ...]:
         attachment = getattr(answer, "zalacznik", None)

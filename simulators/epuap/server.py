@@ -60,6 +60,7 @@ from hub.errors import SignatureInvalid
 from hub.signing.keystore import SigningIdentity
 from hub.signing.wssecurity import sign_envelope, signing_key, verify_envelope
 from simulators.epuap.documents import generate_person, generate_pismo_ogolne, sha1_b64
+from simulators.epuap.filerepo import register_filerepo
 from simulators.epuap.mailboxes import (
     FaultKind,
     InjectedFault,
@@ -824,6 +825,7 @@ def create_app(
     operations = tuple(name for service in services.values() for name in service.operations)
     _register_admin(app, sim_state, operations, sending)
     _register_send_admin(app, sim_state, sending, receipts, security)
+    register_filerepo(app, security)
     return app
 
 

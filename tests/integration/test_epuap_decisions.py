@@ -8,9 +8,11 @@ the hub pulls it (again over WS-Security) and files it with the decision it cert
 
 from __future__ import annotations
 
+import base64
 import shutil
 
 import pytest
+from lxml import etree
 from support import OFFICES, Simulator, serve_in_thread
 
 from hub.envelope import Address, Envelope
@@ -24,6 +26,7 @@ from simulators.epuap.server import create_app as create_epuap_app
 DECISION_TYPE = "http://example.gov.pl/hub/test/decyzja/"
 LETTER_TYPE = "http://example.gov.pl/hub/test/pismo/"
 UPO = "http://crd.gov.pl/xml/schematy/UPO/2008/05/09/"
+STRUKTURA = "http://crd.gov.pl/xml/schematy/struktura/2009/11/16/"
 CITIZEN_MAILBOX = "/jan-kowalski/skrytka"
 DECISION = (
     f'<d:Decyzja xmlns:d="{DECISION_TYPE}"><d:Znak>GK.6740.7.2026</d:Znak>'
@@ -65,6 +68,8 @@ def region_path(tmp_path, epuap: Simulator, keys):
     )
     lines.append(
         f'[[systems]]\nname = "skrytka"\nkind = "epuap-skrytka"\nurl = "{services}/skrytka"\n'
+        f'options = {{ filerepo_url = "{epuap.url}/repo-ws-ext/FileRepoService", '
+        "large_attachment_bytes = 2000 }\n"
     )
     lines.append('[[systems]]\nname = "receipts"\nkind = "epuap-receipts"\nurl = "store:"\n')
     lines.append(
@@ -222,3 +227,39 @@ def test_a_upd_that_has_not_come_by_its_deadline_is_flagged_late_until_it_comes(
     epuap.admin("POST", "/_sim/upd/release")
     hub.wait_for(lambda: hub.poll() >= 1, what="the released UPD")
     hub.wait_for(lambda: not hub.store.late_receipts(), what="the UPD to be filed")
+
+
+def test_a_large_attachment_travels_through_filerepo_and_a_reference_takes_its_place(hub, epuap):
+    scan = bytes(range(256)) * 40  # 10 KB, over this endpoint's 2 KB limit
+    small = b"%PDF-1.4 small"
+    body = (
+        f'<p:Pismo xmlns:p="{LETTER_TYPE}" xmlns:str="{STRUKTURA}"><str:Zalaczniki>'
+        '<str:Zalacznik format="application/pdf" kodowanie="base64" nazwaPliku="skan.pdf">'
+        f"<str:DaneZalacznika>{base64.b64encode(scan).decode()}</str:DaneZalacznika></str:Zalacznik>"
+        '<str:Zalacznik format="application/pdf" kodowanie="base64" nazwaPliku="maly.pdf">'
+        f"<str:DaneZalacznika>{base64.b64encode(small).decode()}</str:DaneZalacznika></str:Zalacznik>"
+        "</str:Zalaczniki></p:Pismo>"
+    ).encode()
+    hub.store.accept(
+        Envelope(
+            document_type=LETTER_TYPE,
+            source="eod",
+            destination=Address("146501_1"),
+            body=body,
+            headers={"epuap-recipient": CITIZEN_MAILBOX},
+        )
+    )
+    hub.start_relay()
+    hub.start_worker()
+    [message] = hub.wait_until_settled(1)
+    assert message.status == "delivered"
+
+    mailboxes = epuap.app.extensions["epuap_simulator"].mailboxes
+    arrived = etree.fromstring(mailboxes.head(CITIZEN_MAILBOX).content)
+    large, kept = arrived.iter(f"{{{STRUKTURA}}}Zalacznik")
+    assert large.get("kodowanie") == "URI"
+    reference = large.findtext(f"{{{STRUKTURA}}}DaneZalacznika")
+    assert reference.startswith(f"{epuap.url}/repo-ws-ext/FileRepoService?fileId=")
+    stored = epuap.app.extensions["epuap_filerepo"].get(reference.split("fileId=")[1])
+    assert (stored.content, stored.filename) == (scan, "skan.pdf")
+    assert base64.b64decode(kept.findtext(f"{{{STRUKTURA}}}DaneZalacznika")) == small
