@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hub.errors import ConfigurationError, SignatureInvalid
@@ -41,6 +41,15 @@ GENESIS_HASH = "0" * 64
 CHECKPOINT_NAMESPACE = "urn:hub:audit:checkpoint:1"
 AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
 CHECKPOINTS: Table = AuditCheckpointRow.__table__  # type: ignore[assignment]
+LINK_ROW = (
+    update(AUDIT)
+    .where(AUDIT.c.id == bindparam("row_id"))
+    .values(
+        chain_seq=bindparam("seq"),
+        previous_hash=bindparam("previous"),
+        row_hash=bindparam("current"),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,30 +92,29 @@ class AuditChain:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def link_pending(self, limit: int = 1000) -> int:
-        """Give unchained rows their positions and hashes; return how many were linked."""
-        with self._store.transaction() as connection:
+    def link_pending(self, limit: int = 500) -> int:
+        """Give unchained rows their positions and hashes; return how many were linked.
+
+        Reading happens without the write lock, and the links are written in one batch,
+        so the chainer holds up the hub's writers as briefly as it can. Only one chainer
+        runs per database (the relay), so the head cannot move in between.
+        """
+        with self._store.reading() as connection:
+            pending = connection.execute(
+                select(AUDIT).where(AUDIT.c.chain_seq.is_(None)).order_by(AUDIT.c.id).limit(limit)
+            ).all()
+            if not pending:
+                return 0
             head = connection.execute(
                 select(AUDIT.c.chain_seq, AUDIT.c.row_hash)
                 .where(AUDIT.c.chain_seq.is_not(None))
                 .order_by(AUDIT.c.chain_seq.desc())
                 .limit(1)
             ).first()
-            sequence, previous = (head[0], head[1]) if head else (0, GENESIS_HASH)
-            pending = connection.execute(
-                select(AUDIT).where(AUDIT.c.chain_seq.is_(None)).order_by(AUDIT.c.id).limit(limit)
-            ).all()
-            for row in pending:
-                sequence += 1
-                linked = SimpleNamespace(**{**row._asdict(), "chain_seq": sequence})
-                current = row_hash(previous, linked)
-                connection.execute(
-                    update(AUDIT)
-                    .where(AUDIT.c.id == row.id)
-                    .values(chain_seq=sequence, previous_hash=previous, row_hash=current)
-                )
-                previous = current
-            return len(pending)
+        links = _links(pending, head)
+        with self._store.transaction() as connection:
+            connection.execute(LINK_ROW, links)
+        return len(links)
 
     def verify(self, trust: TrustStore | None = None) -> ChainReport:
         """Walk the chain from its start; name the first row that does not fit."""
@@ -190,6 +198,17 @@ class AuditChainer:
                     log.warning("audit_checkpoints_unsigned", reason=exc.reason)
                     self._warned = True
         return self._identity
+
+
+def _links(pending: Sequence[Any], head: Any) -> list[dict[str, Any]]:
+    sequence, previous = (head[0], head[1]) if head else (0, GENESIS_HASH)
+    links = []
+    for row in pending:
+        sequence += 1
+        current = row_hash(previous, SimpleNamespace(**{**row._asdict(), "chain_seq": sequence}))
+        links.append({"row_id": row.id, "seq": sequence, "previous": previous, "current": current})
+        previous = current
+    return links
 
 
 def _chained_rows(connection: Connection) -> Iterator[Any]:
