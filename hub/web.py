@@ -12,6 +12,20 @@ from hub.store.repository import Store
 WEB_GROUP = "hub.web"
 
 
+def problem(status: int, code: str, detail: str) -> tuple[Response, int]:
+    """An RFC 7807 problem document whose ``type`` (``urn:hub:problem:<code>``) callers act on."""
+    response = jsonify(
+        {
+            "type": f"urn:hub:problem:{code}",
+            "title": code.replace("-", " "),
+            "status": status,
+            "detail": detail,
+        }
+    )
+    response.mimetype = "application/problem+json"
+    return response, status
+
+
 def create_app(settings: Settings, store: Store | None = None) -> Flask:
     """Build the Flask app; plugins registered under ``hub.web`` add their routes."""
     app = Flask("hub")

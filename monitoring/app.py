@@ -10,6 +10,7 @@ from hub.broker.connection import close_quietly, connect
 from hub.errors import HubError
 from hub.settings import Settings
 from hub.store.repository import Store
+from hub.web import problem
 from monitoring.queries import message_trace, status_counts
 
 blueprint = Blueprint("monitoring", __name__)
@@ -60,14 +61,7 @@ def message(message_id: str) -> tuple[Response, int]:
     """One message's trace: deliveries and attempts."""
     trace = message_trace(_store(), message_id)
     if trace is None:
-        problem = jsonify(
-            {
-                "type": "urn:hub:problem:not-found",
-                "title": "no such message",
-                "status": 404,
-                "detail": f"the hub has never received a message with id {message_id}",
-            }
+        return problem(
+            404, "not-found", f"the hub has never received a message with id {message_id}"
         )
-        problem.mimetype = "application/problem+json"
-        return problem, 404
     return jsonify(trace), 200

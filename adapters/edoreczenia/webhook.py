@@ -43,6 +43,7 @@ from hub.receipts import Evidence
 from hub.region import InboundConfig, Office, Region, load_region
 from hub.settings import Settings
 from hub.store.repository import Store
+from hub.web import problem
 
 log = get_logger(__name__)
 
@@ -245,20 +246,6 @@ def _statement_for(office: Office) -> Statement:
 def _authenticated(secret: str) -> bool:
     offered = request.args.get(AUTH_QUERY_PARAMETER, "")
     return hmac.compare_digest(offered.encode(), secret.encode())
-
-
-def problem(status: int, code: str, detail: str) -> tuple[Response, int]:
-    """An RFC 7807 problem document with the hub's ``urn:hub:problem:<code>`` type."""
-    response = jsonify(
-        {
-            "type": f"urn:hub:problem:{code}",
-            "title": code.replace("-", " "),
-            "status": status,
-            "detail": detail,
-        }
-    )
-    response.mimetype = "application/problem+json"
-    return response, status
 
 
 def callback_url(base_url: str, office_id: str, secret: str) -> str:

@@ -28,6 +28,7 @@ from hub.inbound import accept_into
 from hub.region import load_region
 from hub.settings import Settings
 from hub.store.repository import Store
+from hub.web import problem
 from hub.xml import parse_document, root_namespace
 
 INTAKE_PATH = "/api/documents"
@@ -61,11 +62,9 @@ def take_document() -> tuple[Response, int]:
         outcome = accept_into(store)(envelope, external_id=external_id, rejected_reason=reason)
         envelope_id = store.message_id_by_external_id(external_id) or str(envelope.envelope_id)
     except HubError as exc:
-        return _problem(
-            503, "store-unavailable", f"the document cannot be stored now: {exc.reason}"
-        )
+        return problem(503, "store-unavailable", f"the document cannot be stored now: {exc.reason}")
     if reason is not None:
-        return _problem(400, "malformed-document", reason)
+        return problem(400, "malformed-document", reason)
     return jsonify({"envelope_id": envelope_id, "outcome": outcome}), 202
 
 
@@ -73,13 +72,13 @@ def _refusal(config: dict[str, Any]) -> tuple[Response, int] | None:
     token = config["token"]
     offered = request.headers.get("Authorization", "").removeprefix("Bearer ")
     if not token or not hmac.compare_digest(offered.encode(), token.encode()):
-        return _problem(401, "unauthorized", "a valid bearer token is required")
+        return problem(401, "unauthorized", "a valid bearer token is required")
     for name in ("X-Hub-Source", "X-Hub-Office", "Idempotency-Key"):
         if not request.headers.get(name):
-            return _problem(400, "missing-header", f"the {name} header is required")
+            return problem(400, "missing-header", f"the {name} header is required")
     if request.headers["X-Hub-Office"] not in config["offices"]:
         office = request.headers["X-Hub-Office"]
-        return _problem(404, "unknown-office", f"office {office!r} is not in the catalogue")
+        return problem(404, "unknown-office", f"office {office!r} is not in the catalogue")
     return None
 
 
@@ -103,16 +102,3 @@ def _envelope(source: str, body: bytes) -> tuple[Envelope, str | None]:
         headers=headers,
     )
     return envelope, reason
-
-
-def _problem(status: int, code: str, detail: str) -> tuple[Response, int]:
-    response = jsonify(
-        {
-            "type": f"urn:hub:problem:{code}",
-            "title": code.replace("-", " "),
-            "status": status,
-            "detail": detail,
-        }
-    )
-    response.mimetype = "application/problem+json"
-    return response, status

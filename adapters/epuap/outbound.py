@@ -71,6 +71,7 @@ class EpuapSkrytkaOutbound:
 
     wsdl = SKRYTKA_WSDL
     binding = SKRYTKA_BINDING
+    operation = "nadaj"
     awaited_receipt: str | None = None
 
     def __init__(self, endpoint: EndpointConfig, settings: Settings) -> None:
@@ -142,18 +143,22 @@ class EpuapSkrytkaOutbound:
     )
     def _send(self, envelope: Envelope, recipient: str) -> Any:
         # Only connection failures are retried in-call: the request never reached ePUAP.
-        return self._service.nadaj(
+        return getattr(self._service, self.operation)(
             nazwaPliku=envelope.headers.get("filename", "dokument.xml"),
             typPliku=envelope.content_type,
             zawartosc=envelope.body,
-            _soapheaders={
-                "podmiot": self._office.epuap_podmiot,
-                "adresSkrytki": recipient,
-                "adresOdpowiedzi": self._office.esp_address,
-                "czyProbne": False,
-                "daneDodatkowe": b"",
-            },
+            _soapheaders=self._soap_headers(envelope, recipient),
         )
+
+    def _soap_headers(self, envelope: Envelope, recipient: str) -> dict[str, Any]:
+        """The parameters the WSDL carries in SOAP headers."""
+        return {
+            "podmiot": self._office.epuap_podmiot,
+            "adresSkrytki": recipient,
+            "adresOdpowiedzi": self._office.esp_address,
+            "czyProbne": False,
+            "daneDodatkowe": b"",
+        }
 
     def _offload_large_attachments(self, envelope: Envelope) -> Envelope:
         if self._filerepo is None:
@@ -216,32 +221,19 @@ class EpuapDoreczycielOutbound(EpuapSkrytkaOutbound):
 
     wsdl = DORECZYCIEL_WSDL
     binding = DORECZYCIEL_BINDING
+    operation = "dorecz"
     awaited_receipt = "UPD"
 
     def _upp_evidence(self, answer: Any, envelope: Envelope) -> tuple[Evidence, ...]:
         # dorecz answers without a UPP: its evidence, the UPD, comes later by itself.
         return ()
 
-    @retry(
-        retry=retry_if_exception_type(requests.ConnectionError),
-        stop=stop_after_attempt(3),
-        wait=wait_exponential(multiplier=0.05, max=0.5),
-        reraise=True,
-    )
-    def _send(self, envelope: Envelope, recipient: str) -> Any:
-        return self._service.dorecz(
-            nazwaPliku=envelope.headers.get("filename", "dokument.xml"),
-            typPliku=envelope.content_type,
-            zawartosc=envelope.body,
-            _soapheaders={
-                "podmiot": self._office.epuap_podmiot,
-                "adresSkrytki": recipient,
-                "adresOdpowiedzi": self._office.esp_address,
-                "czyProbne": False,
-                "identyfikatorSprawy": envelope.correlation_id,
-                "daneDodatkowe": b"",
-            },
-        )
+    def _soap_headers(self, envelope: Envelope, recipient: str) -> dict[str, Any]:
+        # The case travels along, so the UPD names it (identyfikatorSprawy).
+        return {
+            **super()._soap_headers(envelope, recipient),
+            "identyfikatorSprawy": envelope.correlation_id,
+        }
 
 
 def _recipient(envelope: Envelope) -> str:
