@@ -18,7 +18,8 @@ from hub.relay import OutboxRelay
 from hub.routing import BUILTIN_STEPS, Router, Step
 from hub.settings import Settings
 from hub.signing.keystore import Keystore
-from hub.signing.steps import sign_with_office
+from hub.signing.steps import sign_with_office, verify_signature
+from hub.signing.trust import TrustStore
 from hub.store.repository import Store
 from hub.workers import DeliveryWorker, RoutingWorker, worker_name
 
@@ -71,7 +72,12 @@ def build_worker(
 def route_steps(settings: Settings) -> dict[str, Step]:
     """Every step a route may name, the signing ones bound to this hub's keystore."""
     keystore = Keystore(settings.keys, settings.keystore_password)
-    return {**BUILTIN_STEPS, "sign_with_office": sign_with_office(keystore)}
+    steps = {**BUILTIN_STEPS, "sign_with_office": sign_with_office(keystore)}
+    if settings.trust.is_dir():
+        trust = TrustStore.from_directory(settings.trust)
+        steps["verify_signature"] = verify_signature(trust, required=False)
+        steps["require_valid_signature"] = verify_signature(trust, required=True)
+    return steps
 
 
 def run_worker_threads(settings: Settings, store: Store, roles: set[str], threads: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -34,8 +35,23 @@ from hub.region import Region
 from hub.retry import RetryPolicy, shortest_tier_at_least
 from hub.routing import RouteDecision, Router
 from hub.settings import Settings
+from hub.signing.steps import (
+    SIGNATURE_METHOD,
+    SIGNATURE_REASON,
+    SIGNATURE_SERIAL,
+    SIGNATURE_SIGNED_AT,
+    SIGNATURE_SIGNER,
+    SIGNATURE_VALID,
+)
 from hub.states import DeliveryStatus
-from hub.store.repository import AwaitedReceipt, Claim, ClaimResult, PlannedDelivery, Store
+from hub.store.repository import (
+    AwaitedReceipt,
+    Claim,
+    ClaimResult,
+    PlannedDelivery,
+    SignatureCheck,
+    Store,
+)
 
 log = get_logger(__name__)
 
@@ -79,6 +95,23 @@ def envelope_or_park(
         return None
 
 
+def signature_check_of(envelopes: Iterable[Envelope]) -> SignatureCheck | None:
+    """What a ``verify_signature`` step found, from the first envelope that carries it."""
+    for envelope in envelopes:
+        headers = envelope.headers
+        if SIGNATURE_VALID in headers:
+            signed_at = headers.get(SIGNATURE_SIGNED_AT)
+            return SignatureCheck(
+                valid=headers[SIGNATURE_VALID] == "true",
+                method=headers.get(SIGNATURE_METHOD, "xades"),
+                signer=headers.get(SIGNATURE_SIGNER),
+                signed_at=datetime.fromisoformat(signed_at) if signed_at else None,
+                certificate_serial=headers.get(SIGNATURE_SERIAL),
+                reason=headers.get(SIGNATURE_REASON),
+            )
+    return None
+
+
 class RoutingWorker:
     """Routes accepted documents: decide destinations, store deliveries, publish them."""
 
@@ -113,7 +146,9 @@ class RoutingWorker:
             log.info("document_rejected", code=exc.code, reason=exc.reason)
             return
         tickets = self._store.record_routing(
-            message_id, [PlannedDelivery(d.endpoint, d.route) for d, _ in outgoing.values()]
+            message_id,
+            [PlannedDelivery(d.endpoint, d.route) for d, _ in outgoing.values()],
+            signature_check_of(routed for _, routed in outgoing.values()),
         )
         if tickets is None:
             publish_dead(publisher, self._topology, message, "the store has no such message")

@@ -35,6 +35,7 @@ class VerifiedSignature:
     certificate_serial: int
     signed_at: datetime.datetime | None
     signed_document: etree._Element
+    signature: etree._Element | None = None
 
 
 def sign_document(document: bytes, identity: SigningIdentity) -> bytes:
@@ -75,6 +76,7 @@ def verify_document(document: bytes, trust: TrustStore) -> VerifiedSignature:
         certificate_serial=certificate.serial_number,
         signed_at=signed_at,
         signed_document=signed_document,
+        signature=signature,
     )
 
 

@@ -125,6 +125,22 @@ class ReceiptRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SignatureCheckRow(Base):
+    """What verifying a received document's signature found: who signed, when, valid or why not."""
+
+    __tablename__ = "signature_checks"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    valid: Mapped[bool] = mapped_column(Boolean)
+    method: Mapped[str] = mapped_column(String(40))
+    signer: Mapped[str | None] = mapped_column(Text)
+    signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    certificate_serial: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class CaseRow(Base):
     """A citizen's case as the portal sees it; its id is the correlation id."""
 

@@ -45,6 +45,7 @@ from hub.store.models import (
     MessageRow,
     OutboxRow,
     ReceiptRow,
+    SignatureCheckRow,
     SingletonLockRow,
 )
 
@@ -59,6 +60,7 @@ DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[assignment]
 LOCKS: Table = SingletonLockRow.__table__  # type: ignore[assignment]
 RECEIPTS: Table = ReceiptRow.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
+SIGNATURE_CHECKS: Table = SignatureCheckRow.__table__  # type: ignore[assignment]
 
 INSERT_MESSAGE = insert(MESSAGES)
 INSERT_OUTBOX = insert(OUTBOX)
@@ -202,6 +204,18 @@ class DeliveryTicket:
     delivery_id: str
     endpoint: str
     status: DeliveryStatus
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureCheck:
+    """What verifying a document's signature found."""
+
+    valid: bool
+    method: str = "xades"
+    signer: str | None = None
+    signed_at: datetime | None = None
+    certificate_serial: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,7 +448,10 @@ class Store:
             return MessageStatus(status) if status else None
 
     def record_routing(
-        self, message_id: str, planned: Sequence[PlannedDelivery]
+        self,
+        message_id: str,
+        planned: Sequence[PlannedDelivery],
+        signature_check: SignatureCheck | None = None,
     ) -> list[DeliveryTicket] | None:
         """Create the message's deliveries (once) and mark it routed.
 
@@ -468,6 +485,8 @@ class Store:
             ).rowcount
             if routed:
                 _audit(connection, message_id, "routed", now, endpoints=sorted(existing))
+                if signature_check is not None:
+                    _insert_signature_check(connection, message_id, signature_check, now)
             return list(existing.values())
 
     def reject_message(self, message_id: str, reason: str) -> bool:
@@ -813,6 +832,24 @@ def _insert_receipt(
         external_id=evidence.external_id,
         signature_valid=evidence.signature_valid,
     )
+
+
+def _insert_signature_check(
+    connection: Connection, message_id: str, check: SignatureCheck, now: datetime
+) -> None:
+    connection.execute(
+        insert(SIGNATURE_CHECKS).values(
+            message_id=message_id,
+            valid=check.valid,
+            method=check.method,
+            signer=check.signer,
+            signed_at=check.signed_at,
+            certificate_serial=check.certificate_serial,
+            reason=check.reason,
+            checked_at=now,
+        )
+    )
+    _audit(connection, message_id, "signature-checked", now, valid=check.valid, reason=check.reason)
 
 
 def _audit(

@@ -1,0 +1,114 @@
+"""Routes decide what a signature must be: verified and recorded, or required valid."""
+
+from __future__ import annotations
+
+import pytest
+from support import OFFICES
+
+from hub.envelope import Address, Envelope
+from hub.signing.keystore import Keystore, init_keystore, init_test_pki
+from hub.signing.xades import sign_document
+from hub.store.models import SignatureCheckRow
+
+OPTIONAL = "urn:test:wniosek-podpis-zalecany"
+REQUIRED = "urn:test:wniosek-podpis-wymagany"
+
+
+@pytest.fixture
+def keystore(settings):
+    init_test_pki(settings.keys, settings.trust, [office_id for office_id, _, _ in OFFICES])
+    return Keystore(settings.keys)
+
+
+@pytest.fixture
+def region_path(tmp_path, eod):
+    lines = ['[region]\nname = "test region"\n']
+    lines += [f'[[offices]]\nid = "{o}"\nname = "{n}"\nesp = "{e}"\n' for o, n, e in OFFICES]
+    lines.append(
+        f'[[systems]]\nname = "eod"\nkind = "eod-rest"\n'
+        f'url = "{eod.url}/offices/{{office}}/documents"\n'
+    )
+    for name, document_type, step in (
+        ("optional", OPTIONAL, "verify_signature"),
+        ("required", REQUIRED, "require_valid_signature"),
+    ):
+        lines.append(
+            f'[[routes]]\nname = "{name}"\ndocument_type = "{document_type}"\n'
+            f'target_system = "eod"\nsteps = ["check_well_formed", "{step}"]\n'
+        )
+    path = tmp_path / "region.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def filing(document_type, body, office="1421"):
+    return Envelope(
+        document_type=document_type, source="epuap", destination=Address(office), body=body
+    )
+
+
+def document(document_type):
+    return f'<w:Wniosek xmlns:w="{document_type}"><w:Tresc>Wniosek</w:Tresc></w:Wniosek>'.encode()
+
+
+def checks(store):
+    with store.session() as session:
+        return {row.message_id: row for row in session.query(SignatureCheckRow)}
+
+
+def test_a_valid_signature_is_recorded_with_its_signer_and_time(hub, keystore):
+    signed = sign_document(document(OPTIONAL), keystore.identity("146501_1"))
+    sent = filing(OPTIONAL, signed)
+    hub.store.accept(sent)
+    hub.start_relay()
+    hub.start_worker()
+    [message] = hub.wait_until_settled(1)
+
+    assert message.status == "delivered"
+    check = checks(hub.store)[message.id]
+    assert (check.valid, check.method) == (True, "xades")
+    assert "CN=146501_1" in check.signer
+    assert check.signed_at is not None
+    assert check.certificate_serial
+
+
+def test_an_invalid_signature_on_an_optional_route_is_recorded_and_the_document_flows(
+    hub, keystore
+):
+    signed = sign_document(document(OPTIONAL), keystore.identity("146501_1"))
+    hub.store.accept(filing(OPTIONAL, signed.replace(b"Wniosek</w:Tresc>", b"Skarga</w:Tresc>")))
+    hub.start_relay()
+    hub.start_worker()
+    [message] = hub.wait_until_settled(1)
+
+    assert message.status == "delivered"
+    check = checks(hub.store)[message.id]
+    assert check.valid is False
+    assert "does not verify" in check.reason
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        ("unsigned", "no enveloped ds:Signature"),
+        ("stranger", "not issued by a trusted CA"),
+        ("tampered", "does not verify"),
+    ],
+)
+def test_a_route_that_requires_a_signature_rejects_each_failure_with_its_reason(
+    hub, keystore, tmp_path, make, reason
+):
+    body = document(REQUIRED)
+    if make == "stranger":
+        init_keystore(tmp_path / "stranger", ["1421"])
+        body = sign_document(body, Keystore(tmp_path / "stranger").identity("1421"))
+    elif make == "tampered":
+        body = sign_document(body, keystore.identity("1421")).replace(b">Wniosek<", b">Skarga!<")
+    hub.store.accept(filing(REQUIRED, body))
+    hub.start_relay()
+    hub.start_worker()
+    [message] = hub.wait_until_settled(1)
+
+    assert message.status == "rejected"
+    assert message.status_reason.startswith("signature-invalid: ")
+    assert reason in message.status_reason
