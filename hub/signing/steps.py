@@ -8,10 +8,11 @@ from collections.abc import Callable
 from lxml import etree
 
 from hub.envelope import Envelope
-from hub.errors import SignatureInvalid
+from hub.errors import MalformedDocument, SignatureInvalid
 from hub.signing.keystore import Keystore
 from hub.signing.trust import TrustStore
 from hub.signing.xades import XADES, VerifiedSignature, sign_document, verify_document
+from hub.xml import parse_document
 
 Step = Callable[[Envelope], Envelope]
 
@@ -37,6 +38,7 @@ SIGNATURE_REASON = "signature-reason"
 
 # Profil Zaufany (the state's free signature) names the signer in ClaimedRoles.
 PROFIL_ZAUFANY_MARKERS = ("PodpisZP", "EPSignature")
+PERSON_NAMES = ("Imie", "Nazwisko", "GivenName", "FamilyName")
 
 
 def verify_signature(trust: TrustStore, *, required: bool) -> Step:
@@ -71,23 +73,39 @@ def _found(verified: VerifiedSignature) -> dict[str, str]:
 
 
 def _profil_zaufany(signature: etree._Element | None) -> tuple[str, str] | None:
-    """The signer a Profil Zaufany signature names in its claimed roles, if it is one."""
+    """The signer a Profil Zaufany signature names in its claimed roles, if it is one.
+
+    The role carries the ``PodpisZP`` (or ``EPSignature``) structure either as child
+    elements or as XML written into the role's text; both are read.
+    """
     if signature is None:
         return None
     for role in signature.iter(f"{{{XADES}}}ClaimedRole"):
-        for marker in role.iter():
-            if (
-                isinstance(marker.tag, str)
-                and etree.QName(marker).localname in PROFIL_ZAUFANY_MARKERS
-            ):
-                names = [
-                    (element.text or "").strip()
-                    for element in marker.iter()
-                    if isinstance(element.tag, str)
-                    and etree.QName(element).localname
-                    in ("Imie", "Nazwisko", "GivenName", "FamilyName")
-                ]
-                return "profil-zaufany", " ".join(
-                    name for name in names if name
-                ) or "Profil Zaufany"
+        for candidate in (role, _embedded(role.text)):
+            found = _signer_named_in(candidate)
+            if found is not None:
+                return "profil-zaufany", found
+    return None
+
+
+def _embedded(text: str | None) -> etree._Element | None:
+    if not text or not any(marker in text for marker in PROFIL_ZAUFANY_MARKERS):
+        return None
+    try:
+        return parse_document(text.strip().encode())
+    except MalformedDocument:
+        return None
+
+
+def _signer_named_in(role: etree._Element | None) -> str | None:
+    if role is None:
+        return None
+    for marker in role.iter():
+        if isinstance(marker.tag, str) and etree.QName(marker).localname in PROFIL_ZAUFANY_MARKERS:
+            names = [
+                (element.text or "").strip()
+                for element in marker.iter()
+                if isinstance(element.tag, str) and etree.QName(element).localname in PERSON_NAMES
+            ]
+            return " ".join(name for name in names if name) or "Profil Zaufany"
     return None
