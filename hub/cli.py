@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import BinaryIO
@@ -181,6 +183,79 @@ def audit_link(settings: Settings) -> None:
         linked = chain.link_pending()
         total += linked
     click.echo(f"{total} row(s) chained")
+
+
+@cli.group()
+def dead() -> None:
+    """Deliveries parked for an operator: what died, and why."""
+
+
+@dead.command("list")
+@click.option("--endpoint", default=None, help="Only this endpoint (e.g. eod@146501_1).")
+@click.option("--since", type=click.DateTime(), default=None, help="Only those dead since (UTC).")
+@click.pass_obj
+def dead_list(settings: Settings, endpoint: str | None, since: datetime | None) -> None:
+    """List dead deliveries, newest first."""
+    from hub.store.repository import Store
+
+    since_utc = since.replace(tzinfo=UTC) if since is not None else None
+    parked = Store.from_url(settings.database_url).dead_deliveries(endpoint, since_utc)
+    for item in parked:
+        click.echo(
+            f"{item.delivery_id}  {item.endpoint}  {item.died_at:%Y-%m-%d %H:%M:%S}  "
+            f"{item.attempts} attempt(s)  {item.last_error or ''}"
+        )
+    click.echo(f"{len(parked)} dead deliver{'y' if len(parked) == 1 else 'ies'}")
+
+
+@dead.command("show")
+@click.argument("delivery_id")
+@click.pass_obj
+def dead_show(settings: Settings, delivery_id: str) -> None:
+    """Show one dead delivery's message, attempts and errors as JSON."""
+    import json
+
+    from hub.store.queries import message_trace
+    from hub.store.repository import Store
+
+    store = Store.from_url(settings.database_url)
+    parked = {item.delivery_id: item for item in store.dead_deliveries()}
+    if delivery_id not in parked:
+        raise click.ClickException(f"no dead delivery {delivery_id}")
+    click.echo(json.dumps(message_trace(store, parked[delivery_id].message_id), indent=2))
+
+
+@cli.command()
+@click.argument("delivery_ids", nargs=-1)
+@click.option("--endpoint", default=None, help="With --all: every dead delivery of this endpoint.")
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead delivery of --endpoint.")
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+@click.option("--actor", default=lambda: os.environ.get("USER", "operator"), help="Who replays.")
+@click.pass_obj
+def replay(
+    settings: Settings,
+    *,
+    delivery_ids: tuple[str, ...],
+    endpoint: str | None,
+    replay_all: bool,
+    reason: str,
+    actor: str,
+) -> None:
+    """Send dead deliveries again under their own idempotency keys, once each."""
+    from hub.store.repository import Store
+
+    store = Store.from_url(settings.database_url)
+    if replay_all:
+        if endpoint is None:
+            raise click.UsageError("--all needs --endpoint")
+        delivery_ids = tuple(item.delivery_id for item in store.dead_deliveries(endpoint))
+    replayed = 0
+    for delivery_id in delivery_ids:
+        if store.replay_delivery(delivery_id, actor, reason) is None:
+            click.echo(f"{delivery_id}: not dead (already replayed or delivered); left as it is")
+        else:
+            replayed += 1
+    click.echo(f"{replayed} deliver{'y' if replayed == 1 else 'ies'} replayed")
 
 
 @cli.group()

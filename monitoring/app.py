@@ -9,9 +9,9 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from hub.broker.connection import close_quietly, connect
 from hub.errors import HubError
 from hub.settings import Settings
+from hub.store.queries import message_trace, status_counts
 from hub.store.repository import Store
 from hub.web import problem
-from monitoring.queries import message_trace, status_counts
 
 blueprint = Blueprint("monitoring", __name__)
 

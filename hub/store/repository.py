@@ -227,6 +227,18 @@ class AwaitedReceipt:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadDelivery:
+    """A delivery parked for an operator."""
+
+    delivery_id: str
+    message_id: str
+    endpoint: str
+    attempts: int
+    last_error: str | None
+    died_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class LateReceipt:
     """A delivery whose awaited receipt is overdue."""
 
@@ -590,6 +602,72 @@ class Store:
                     .values(awaited_receipt=awaited.kind, receipt_due_at=awaited.due_at)
                 )
             _refresh_message(connection, message_id, now)
+
+    def dead_deliveries(
+        self, endpoint: str | None = None, since: datetime | None = None
+    ) -> list[DeadDelivery]:
+        """Deliveries that exhausted their attempts or were refused for good, newest first."""
+        query = select(
+            DELIVERIES.c.id,
+            DELIVERIES.c.message_id,
+            DELIVERIES.c.endpoint,
+            DELIVERIES.c.attempts,
+            DELIVERIES.c.last_error,
+            DELIVERIES.c.updated_at,
+        ).where(DELIVERIES.c.status == DeliveryStatus.DEAD.value)
+        if endpoint is not None:
+            query = query.where(DELIVERIES.c.endpoint == endpoint)
+        if since is not None:
+            query = query.where(DELIVERIES.c.updated_at >= since)
+        with self.reading() as connection:
+            rows = connection.execute(query.order_by(DELIVERIES.c.updated_at.desc())).all()
+        return [DeadDelivery(r[0], r[1], r[2], r[3], r[4], aware(r[5])) for r in rows]
+
+    def replay_delivery(self, delivery_id: str, actor: str, reason: str) -> str | None:
+        """Send a dead delivery again, under the same idempotency key; None if it is not dead.
+
+        One transaction takes the delivery out of ``dead`` (so two operators cannot both
+        replay it), records who replayed it and why, and queues its message for routing
+        again through the outbox: the replay happens once, or not at all. The routing
+        worker re-applies the route's steps (a fresh signature, say) and publishes the
+        delivery, whose next attempt continues the numbering of the old ones.
+        """
+        with self.transaction() as connection:
+            now = utcnow()
+            message_id = connection.execute(
+                update(DELIVERIES)
+                .where(
+                    DELIVERIES.c.id == delivery_id,
+                    DELIVERIES.c.status == DeliveryStatus.DEAD.value,
+                )
+                .values(status=DeliveryStatus.PENDING.value, next_attempt_at=None, updated_at=now)
+                .returning(DELIVERIES.c.message_id)
+            ).scalar_one_or_none()
+            if message_id is None:
+                return None
+            connection.execute(
+                SET_MESSAGE_STATUS,
+                {
+                    "message_id": message_id,
+                    "status": MessageStatus.ROUTED.value,
+                    "now": now,
+                    "allowed_from": [status.value for status in predecessors(MessageStatus.ROUTED)],
+                },
+            )
+            connection.execute(
+                INSERT_OUTBOX,
+                {"message_id": message_id, "routing_key": "accepted", "created_at": now},
+            )
+            _audit(
+                connection,
+                message_id,
+                "replayed",
+                now,
+                delivery_id=delivery_id,
+                actor=actor,
+                reason=reason,
+            )
+            return str(message_id)
 
     def late_receipts(self, now: datetime | None = None) -> list[LateReceipt]:
         """Deliveries whose awaited receipt (e.g. a UPD) has not come by its deadline."""

@@ -63,6 +63,15 @@ def test_an_unreachable_broker_is_reported_in_one_line_with_the_fix(tmp_path):
 def test_every_command_has_help(tmp_path):
     for command in (
         ["--help"],
+        ["dead", "list", "--help"],
+        ["dead", "show", "--help"],
+        ["replay", "--help"],
+        ["audit", "verify", "--help"],
+        ["receipts", "late", "--help"],
+        ["keys", "init", "--help"],
+        ["sign", "--help"],
+        ["verify", "--help"],
+        ["edoreczenia-subscribe", "--help"],
         ["demo", "--help"],
         ["worker", "--help"],
         ["relay", "--help"],
@@ -81,3 +90,15 @@ def test_db_upgrade_creates_the_store_on_sqlite(tmp_path):
     assert finished.returncode == 0, finished.stderr
     assert "is at revision head" in finished.stdout
     assert (tmp_path / "hub.db").exists()
+
+
+def test_an_operator_lists_dead_deliveries_and_is_told_when_a_replay_has_nothing_to_do(tmp_path):
+    assert run_hub(["db", "upgrade"], tmp_path, timeout_s=60).returncode == 0
+
+    listed = run_hub(["dead", "list"], tmp_path, timeout_s=60)
+    assert listed.returncode == 0
+    assert listed.stdout.strip().endswith("0 dead deliveries")
+    replayed = run_hub(["replay", "no-such-delivery", "--reason", "test"], tmp_path, timeout_s=60)
+    assert replayed.returncode == 0
+    assert "no-such-delivery: not dead" in replayed.stdout
+    assert "0 deliveries replayed" in replayed.stdout

@@ -11,6 +11,7 @@ from adapters.eod.outbound import EodRestOutbound
 from hub.broker.codec import to_amqp
 from hub.broker.connection import close_quietly, connect
 from hub.envelope import Address, Envelope
+from hub.store.models import AuditRow
 from hub.workers import ENDPOINT_HEADER
 
 # A simulated crash ends its worker thread with an exception pytest reports; that is the point.
@@ -257,3 +258,30 @@ def test_a_429_is_retried_no_sooner_than_its_retry_after(hub, eod, enqueue_filin
     assert "HTTP 429" in first.error_text
     # The delay queue holds it for the tier that covers Retry-After (2 s), never less.
     assert (second.started_at - first.finished_at).total_seconds() >= 2
+
+
+def test_a_dead_delivery_replayed_is_delivered_once_and_the_replay_is_on_record(
+    hub, eod, enqueue_filings
+):
+    eod.admin("POST", "/_sim/faults", json={"kind": "http400", "times": 1})
+    hub.start_relay()
+    hub.start_worker()
+    enqueue_filings(1)
+    hub.poll()
+    messages = hub.wait_until_settled(2)
+    [dead] = [row for row in messages if row.status == "dead"]
+    [parked] = hub.store.dead_deliveries()
+    assert parked.message_id == dead.id
+    assert "HTTP 400" in parked.last_error
+
+    assert hub.store.replay_delivery(parked.delivery_id, "operator-anna", "EOD fixed") == dead.id
+    assert hub.store.replay_delivery(parked.delivery_id, "operator-jan", "twice") is None
+
+    hub.wait_for(lambda: hub.store.message_status(dead.id).value == "delivered", what="the replay")
+    assert [a.outcome for a in hub.attempts(dead.id)] == ["dead", "delivered"]
+    assert eod.admin("GET", "/_sim/received")[dead.id]["count"] == 1
+    assert hub.store.dead_deliveries() == []
+    with hub.store.session() as session:
+        [replayed] = session.query(AuditRow).filter_by(message_id=dead.id, event="replayed").all()
+    assert '"actor": "operator-anna"' in replayed.details
+    assert '"reason": "EOD fixed"' in replayed.details

@@ -1,4 +1,4 @@
-"""Read-side queries over the store for the monitoring API."""
+"""Read-side queries over the store: what the monitoring API and the operators' CLI show."""
 
 from __future__ import annotations
 
