@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from hub.adapters import PollingInbound, is_polled, polling_inbound
+from hub.adapters import Accept, PollingInbound, is_polled, polling_inbound
 from hub.errors import HubError, StoreUnavailable
 from hub.inbound import accept_into
 from hub.logging import get_logger
@@ -45,12 +45,12 @@ class Poller:
                 channel.stop()
             self._lease.release()
 
-    def poll_round(self, accept: object) -> int:
+    def poll_round(self, accept: Accept) -> int:
         """Poll each channel once; return how many documents came in."""
         fetched = 0
         for channel in self._channels:
             try:
-                fetched += channel.poll_once(accept)  # type: ignore[arg-type]
+                fetched += channel.poll_once(accept)
             except HubError as exc:
                 log.warning(
                     "poll_failed", channel=type(channel).__name__, code=exc.code, reason=exc.reason
