@@ -259,6 +259,52 @@ def replay(
 
 
 @cli.group()
+def endpoint() -> None:
+    """Endpoints' circuits: list them, pause one for maintenance, resume it."""
+
+
+@endpoint.command("list")
+@click.pass_obj
+def endpoint_list(settings: Settings) -> None:
+    """Every endpoint whose circuit is not plain closed, or ever was."""
+    from hub.breaker import CircuitBreakers
+    from hub.store.repository import Store
+
+    for row in CircuitBreakers(Store.from_url(settings.database_url), settings).states():
+        click.echo(
+            f"{row.endpoint}  {row.state}  failures={row.consecutive_failures}  "
+            f"{row.reason or ''}  {row.changed_by or ''}"
+        )
+
+
+@endpoint.command("pause")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why (shown to other operators).")
+@click.option("--actor", default=lambda: os.environ.get("USER", "operator"), help="Who pauses.")
+@click.pass_obj
+def endpoint_pause(settings: Settings, name: str, reason: str, actor: str) -> None:
+    """Stop attempting deliveries to NAME; they wait, keeping their attempts."""
+    from hub.breaker import CircuitBreakers
+    from hub.store.repository import Store
+
+    CircuitBreakers(Store.from_url(settings.database_url), settings).pause(name, actor, reason)
+    click.echo(f"{name} paused")
+
+
+@endpoint.command("resume")
+@click.argument("name")
+@click.option("--actor", default=lambda: os.environ.get("USER", "operator"), help="Who resumes.")
+@click.pass_obj
+def endpoint_resume(settings: Settings, name: str, actor: str) -> None:
+    """Attempt deliveries to NAME again."""
+    from hub.breaker import CircuitBreakers
+    from hub.store.repository import Store
+
+    CircuitBreakers(Store.from_url(settings.database_url), settings).resume(name, actor)
+    click.echo(f"{name} resumed")
+
+
+@cli.group()
 def receipts() -> None:
     """Receipts the hub holds or waits for."""
 

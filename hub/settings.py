@@ -53,6 +53,8 @@ class Settings:
     singleton_lease_s: float = 15.0
     receipt_deadline_s: float = 14 * 24 * 3600
     audit_checkpoint_s: float = 300.0
+    breaker_failure_threshold: int = 5
+    breaker_cool_down_s: float = 30.0
     intake_token: str = ""
     keystore_dir: Path | None = None
     keystore_password: str = ""

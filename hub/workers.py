@@ -18,6 +18,7 @@ import pika
 import structlog
 
 from hub.adapters import OutboundAdapter, outbound_adapter
+from hub.breaker import CircuitBreakers
 from hub.broker.codec import from_amqp, header, to_amqp
 from hub.broker.consumer import IncomingMessage
 from hub.broker.publisher import ConfirmingPublisher
@@ -188,6 +189,10 @@ class DeliveryWorker:
     topology: Topology
     adapters: dict[str, OutboundAdapter] = field(default_factory=dict)
     name: str = field(default_factory=worker_name)
+    breakers: CircuitBreakers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.breakers = CircuitBreakers(self.store, self.settings)
 
     @property
     def policy(self) -> RetryPolicy:
@@ -220,6 +225,13 @@ class DeliveryWorker:
         message: IncomingMessage,
         publisher: ConfirmingPublisher,
     ) -> None:
+        gate = self.breakers.gate(endpoint)
+        if not gate.allowed:
+            # The endpoint's circuit is open or paused: wait without using an attempt.
+            delay_s = shortest_tier_at_least(self.settings.retry_delays_s, gate.wait_s)
+            self._publish_delayed(publisher, message, delay_s)
+            log.info("delivery_held_by_circuit", circuit=gate.circuit.value, retry_in_s=delay_s)
+            return
         claim = self.store.claim_delivery(
             message.message_id, self.name, self.settings.delivery_lease_s
         )
@@ -231,8 +243,11 @@ class DeliveryWorker:
             try:
                 receipt = self._adapter(endpoint).deliver(envelope)
             except DeliveryError as exc:
+                if isinstance(exc, TransientDeliveryError):
+                    self.breakers.failed(endpoint, exc.reason)
                 self._failed(exc, claim, message, publisher, started)
                 return
+            self.breakers.succeeded(endpoint, gate)
             self.store.complete_delivery(
                 message.message_id,
                 claim,

@@ -212,6 +212,20 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class EndpointStateRow(Base):
+    """An endpoint's circuit: closed (deliver), open (failing: wait), paused (by an operator)."""
+
+    __tablename__ = "endpoint_states"
+
+    endpoint: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    reopen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class SingletonLockRow(Base):
     """A lease that lets exactly one relay or poller run against this database."""
 
