@@ -10,6 +10,7 @@ every worker process sees the same circuit.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -23,6 +24,7 @@ from hub.store.repository import Store, aware, utcnow
 
 ENDPOINT_STATES: Table = EndpointStateRow.__table__  # type: ignore[assignment]
 PAUSED_RECHECK_S = 60.0
+CLEAN_CACHE_S = 1.0
 
 
 class Circuit(StrEnum):
@@ -50,13 +52,21 @@ class CircuitBreakers:
         self._store = store
         self._threshold = settings.breaker_failure_threshold
         self._cool_down = timedelta(seconds=settings.breaker_cool_down_s)
+        # A clean closed circuit is remembered briefly, so a healthy endpoint costs no
+        # database read per delivery; another process opening it is seen within a second.
+        self._clean_until: dict[str, float] = {}
 
     def gate(self, endpoint: str) -> Gate:
         """May a delivery to ``endpoint`` be attempted now? An open circuit lets one probe by."""
+        if self._clean_until.get(endpoint, 0.0) > time.monotonic():
+            return Gate(True)
         with self._store.reading() as connection:
             row = _row(connection, endpoint)
         if row is None or row.state == Circuit.CLOSED:
-            return Gate(True, failures=row.consecutive_failures if row else 0)
+            failures = row.consecutive_failures if row else 0
+            if failures == 0:
+                self._clean_until[endpoint] = time.monotonic() + CLEAN_CACHE_S
+            return Gate(True, failures=failures)
         if row.state == Circuit.PAUSED:
             return Gate(False, PAUSED_RECHECK_S, Circuit.PAUSED)
         return self._probe_or_wait(endpoint)
@@ -72,6 +82,7 @@ class CircuitBreakers:
 
     def failed(self, endpoint: str, reason: str) -> None:
         """Count a transient failure; open the circuit once there are too many in a row."""
+        self._clean_until.pop(endpoint, None)
         with self._store.transaction() as connection:
             row = _row(connection, endpoint)
             if row is not None and row.state == Circuit.PAUSED:
@@ -89,6 +100,7 @@ class CircuitBreakers:
 
     def pause(self, endpoint: str, actor: str, reason: str) -> None:
         """Stop attempting deliveries to ``endpoint`` until :meth:`resume`."""
+        self._clean_until.pop(endpoint, None)
         with self._store.transaction() as connection:
             _upsert(connection, endpoint, state=Circuit.PAUSED, reason=reason, changed_by=actor)
 
