@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from hub.broker.connection import close_quietly, connect
 from hub.errors import HubError
@@ -12,6 +13,7 @@ from hub.settings import Settings
 from hub.store.queries import message_trace, status_counts
 from hub.store.repository import Store
 from hub.web import problem
+from monitoring.metrics import StoreCollector
 
 blueprint = Blueprint("monitoring", __name__)
 
@@ -41,6 +43,14 @@ def readyz() -> tuple[Response, int]:
         problems["broker"] = exc.reason
     status = 503 if problems else 200
     return jsonify({"ready": not problems, "problems": problems}), status
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    """Prometheus exposition of the store's figures."""
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(_store(), current_app.config["HUB_SETTINGS"]))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 @blueprint.get("/api/summary")
