@@ -256,15 +256,13 @@ def measure_wssecurity(keys: Keys, seconds: float) -> WsSecurityFigures:
     """WS-Security sign and verify rates; every operation parses a fresh envelope."""
     key = signing_key(keys.identity)
     signed = _signed_envelope(key)
-    trusted = [keys.ca_pem]
-    verify_envelope(etree.fromstring(signed), trusted_ca_pems=trusted)
+    trust = TrustStore.from_pems([keys.ca_pem])
+    verify_envelope(etree.fromstring(signed), trust=trust)
     return WsSecurityFigures(
         envelope_bytes=len(ENVELOPE),
         signed_bytes=len(signed),
         sign=measure(lambda: sign_envelope(etree.fromstring(ENVELOPE), key), seconds),
-        verify=measure(
-            lambda: verify_envelope(etree.fromstring(signed), trusted_ca_pems=trusted), seconds
-        ),
+        verify=measure(lambda: verify_envelope(etree.fromstring(signed), trust=trust), seconds),
     )
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from datetime import datetime
 
 from hub.adapters import Accept
 from hub.envelope import Envelope
+from hub.errors import InboundUnavailable
 from hub.logging import get_logger
 from hub.store.repository import AcceptOutcome, Store
 
@@ -45,4 +48,26 @@ def accept_into(store: Store) -> Accept:
     return accept
 
 
-__all__ = ["AcceptOutcome", "accept_into"]
+def drain_in_parallel(pool: Executor, drains: Mapping[str, Callable[[], int]]) -> int:
+    """Run one drain per mailbox on ``pool``; a failing mailbox does not stop the others.
+
+    Returns:
+        How many documents all the drains took.
+
+    Raises:
+        InboundUnavailable: naming how many mailboxes failed and the first one's reason.
+    """
+    futures = {mailbox: pool.submit(drain) for mailbox, drain in drains.items()}
+    taken = 0
+    failures: list[str] = []
+    for mailbox, future in futures.items():
+        try:
+            taken += future.result()
+        except InboundUnavailable as exc:
+            failures.append(f"{mailbox}: {exc.reason}")
+    if failures:
+        raise InboundUnavailable(f"{len(failures)} mailbox(es) failed; first: {failures[0]}")
+    return taken
+
+
+__all__ = ["AcceptOutcome", "accept_into", "drain_in_parallel"]

@@ -15,7 +15,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import statistics
 import time
 from collections import Counter
@@ -40,6 +39,7 @@ from hub.store.models import MessageRow, ReceiptRow
 from hub.store.repository import Store
 from simulators.epuap.documents import generate_pismo_ogolne
 from simulators.processes import ChildProcess, start_hub_process, start_simulator, stop_all
+from simulators.serving import free_port
 
 DEMO_QUEUE_SUFFIX = "-demo"
 PISMO_OGOLNE = "http://crd.gov.pl/wzor/2013/12/12/1410/"
@@ -151,7 +151,7 @@ class Demo:
         self.urls: dict[str, str] = {}
         self.store = Store.from_url(settings.database_url)
         self.intake_token = secrets.token_urlsafe(24)
-        self.http_port = settings.http_port if serve else _free_port()
+        self.http_port = settings.http_port if serve else free_port()
         self.hub_url = f"http://{settings.http_host}:{self.http_port}"
         self.started_at = datetime.now(UTC)
 
@@ -502,13 +502,6 @@ def _office_toml(office: Office) -> str:
 def _quote(text: str) -> str:
     # JSON string syntax is valid TOML basic-string syntax; keep "${...}" literal.
     return json.dumps(text, ensure_ascii=False)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _ms(start: datetime | None, end: datetime | None) -> float:

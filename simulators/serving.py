@@ -36,7 +36,7 @@ def serve_simulator(app: Flask, name: str, host: str, port: int) -> None:
 
     Port 0 picks a free port first, so the line can name the real one.
     """
-    port = port or _free_port(host)
+    port = port or free_port(host)
 
     def when_ready(_server: Any) -> None:
         print(f"{name} listening on http://{host}:{port}", flush=True)
@@ -56,7 +56,8 @@ def serve_simulator(app: Flask, name: str, host: str, port: int) -> None:
     ).run()
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (for a child told where to listen)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]

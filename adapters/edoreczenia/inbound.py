@@ -22,6 +22,7 @@ which takes messages with the same code between polls.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from hub.errors import (
     MalformedDocument,
     PermanentDeliveryError,
 )
+from hub.inbound import drain_in_parallel
 from hub.logging import get_logger
 from hub.region import InboundConfig, Office, Region
 from hub.settings import Settings
@@ -99,20 +101,11 @@ class EDoreczeniaPollingInbound:
             InboundUnavailable: at least one mailbox could not be drained.
         """
         assert self._pool is not None, "setup() was not called"
-        futures = {
-            office.edoreczenia_address: self._pool.submit(self.drain_mailbox, office, accept)
+        drains = {
+            office.edoreczenia_address: functools.partial(self.drain_mailbox, office, accept)
             for office in self._offices
         }
-        taken = 0
-        failures: list[str] = []
-        for address, future in futures.items():
-            try:
-                taken += future.result()
-            except InboundUnavailable as exc:
-                failures.append(f"{address}: {exc.reason}")
-        if failures:
-            raise InboundUnavailable(f"{len(failures)} mailbox(es) failed; first: {failures[0]}")
-        return taken
+        return drain_in_parallel(self._pool, drains)
 
     def drain_mailbox(self, office: Office, accept: Accept) -> int:
         """Hand every message waiting in ``office``'s INBOX to ``accept``; return how many.

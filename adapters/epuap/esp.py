@@ -231,7 +231,7 @@ def _parse_envelope(raw: bytes) -> etree._Element:
 def _check_ws_security(service: EspService, envelope: etree._Element) -> None:
     assert service.trust is not None
     try:
-        verify_envelope(envelope, trusted_ca_pems=service.trust.pems())
+        verify_envelope(envelope, trust=service.trust)
     except SignatureInvalid as exc:
         raise EspRefusal(CODE_SIGNATURE, f"WS-Security: {exc.reason}") from exc
 

@@ -11,6 +11,7 @@ same: one bad filing must never block an office's inbox.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from adapters.epuap.contract import PULL_BINDING, PULL_WSDL, STATUS_OK, sha1_b64
 from hub.adapters import Accept
 from hub.envelope import Address, Envelope
 from hub.errors import ConfigurationError, InboundUnavailable, MalformedDocument, SignatureInvalid
+from hub.inbound import drain_in_parallel
 from hub.logging import get_logger
 from hub.region import InboundConfig, Office, Region
 from hub.settings import Settings
@@ -79,20 +81,11 @@ class EpuapPullInbound:
     def poll_once(self, accept: Accept) -> int:
         """Drain every mailbox once; a failing mailbox does not stop the others."""
         assert self._pool is not None, "setup() was not called"
-        futures = {
-            office.esp_address: self._pool.submit(self.drain_mailbox, office, accept)
+        drains = {
+            office.esp_address: functools.partial(self.drain_mailbox, office, accept)
             for office in self._offices
         }
-        fetched = 0
-        failures: list[str] = []
-        for address, future in futures.items():
-            try:
-                fetched += future.result()
-            except InboundUnavailable as exc:
-                failures.append(f"{address}: {exc.reason}")
-        if failures:
-            raise InboundUnavailable(f"{len(failures)} mailbox(es) failed; first: {failures[0]}")
-        return fetched
+        return drain_in_parallel(self._pool, drains)
 
     @property
     def _service(self) -> Any:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from hub.errors import ConfigurationError, SignatureInvalid
@@ -41,12 +40,6 @@ class TrustStore:
     def from_pems(cls, pems: list[bytes]) -> TrustStore:
         """A trust store of the given PEM certificates."""
         return cls([x509.load_pem_x509_certificate(pem) for pem in pems])
-
-    def pems(self) -> list[bytes]:
-        """The trusted CA certificates in PEM."""
-        return [
-            authority.public_bytes(serialization.Encoding.PEM) for authority in self.authorities
-        ]
 
     def check(self, certificate: x509.Certificate, at: datetime.datetime) -> None:
         """Require ``certificate`` to be issued by a trusted CA and valid at ``at``.

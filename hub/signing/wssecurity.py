@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import base64
 import datetime
-from collections.abc import Sequence
 from typing import Any
 
 import xmlsec
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 from zeep import ns
 from zeep.utils import detect_soap_env
@@ -33,6 +30,7 @@ from zeep.wsse.utils import get_security_header
 
 from hub.errors import SignatureInvalid
 from hub.signing.keystore import SigningIdentity
+from hub.signing.trust import TrustStore
 
 TIMESTAMP_TTL_S = 300
 CLOCK_SKEW_S = 300
@@ -90,13 +88,13 @@ def verify_envelope(
     envelope: etree._Element,
     *,
     expected_certificate_pem: bytes | None = None,
-    trusted_ca_pems: Sequence[bytes] = (),
+    trust: TrustStore | None = None,
     now: datetime.datetime | None = None,
 ) -> x509.Certificate:
     """Verify a WS-Security signature over the Body and a current Timestamp.
 
     The signer is either exactly ``expected_certificate_pem``, or any certificate issued
-    by one of ``trusted_ca_pems`` and valid now.
+    by a CA of ``trust`` and valid now (the trust store parses its CAs once).
 
     Returns:
         The signer's certificate.
@@ -111,7 +109,7 @@ def verify_envelope(
     if signature is None:
         raise SignatureInvalid("the wsse:Security header holds no ds:Signature")
     certificate = _signer_certificate(security, signature)
-    _check_signer(certificate, expected_certificate_pem, trusted_ca_pems, now)
+    _check_signer(certificate, expected_certificate_pem, trust, now)
     referenced = _referenced_ids(signature)
     body = envelope.find(f"{{{soap_env}}}Body")
     timestamp = security.find(f"{{{ns.WSU}}}Timestamp")
@@ -166,7 +164,7 @@ def _signer_certificate(security: etree._Element, signature: etree._Element) -> 
 def _check_signer(
     certificate: x509.Certificate,
     expected_certificate_pem: bytes | None,
-    trusted_ca_pems: Sequence[bytes],
+    trust: TrustStore | None,
     now: datetime.datetime,
 ) -> None:
     if expected_certificate_pem is not None:
@@ -177,33 +175,9 @@ def _check_signer(
                 f"not by the expected {expected.subject.rfc4514_string()}"
             )
         return
-    if not (certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc):
-        raise SignatureInvalid(f"the signer's certificate is not valid at {now.isoformat()}")
-    for ca_pem in trusted_ca_pems:
-        if _issued_by(certificate, x509.load_pem_x509_certificate(ca_pem)):
-            return
-    raise SignatureInvalid(
-        f"the signer {certificate.subject.rfc4514_string()} is not issued by a trusted CA"
-    )
-
-
-def _issued_by(certificate: x509.Certificate, ca: x509.Certificate) -> bool:
-    public_key = ca.public_key()
-    if certificate.issuer != ca.subject or not isinstance(public_key, rsa.RSAPublicKey):
-        return False
-    hash_algorithm = certificate.signature_hash_algorithm
-    if hash_algorithm is None:
-        return False
-    try:
-        public_key.verify(
-            certificate.signature,
-            certificate.tbs_certificate_bytes,
-            padding.PKCS1v15(),
-            hash_algorithm,
-        )
-    except InvalidSignature:
-        return False
-    return True
+    if trust is None:
+        raise SignatureInvalid("no trust store to check the signer against")
+    trust.check(certificate, now)
 
 
 def _referenced_ids(signature: etree._Element) -> set[str]:

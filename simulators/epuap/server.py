@@ -58,6 +58,7 @@ from lxml import etree
 
 from hub.errors import SignatureInvalid
 from hub.signing.keystore import SigningIdentity
+from hub.signing.trust import TrustStore
 from hub.signing.wssecurity import sign_envelope, signing_key, verify_envelope
 from simulators.epuap.documents import generate_person, generate_pismo_ogolne, sha1_b64
 from simulators.epuap.filerepo import register_filerepo
@@ -207,7 +208,10 @@ class WsSecurityPolicy:
                 WS-Security off.
             receipts: holds the platform identity that signs answers.
         """
-        self._trusted_ca_pems = tuple(trusted_ca_pems) if trusted_ca_pems is not None else None
+        # Parsed once: every request is checked against it.
+        self._trust = (
+            TrustStore.from_pems(list(trusted_ca_pems)) if trusted_ca_pems is not None else None
+        )
         self._receipts = receipts
         self._key: Any = None
         self._key_lock = threading.Lock()
@@ -215,7 +219,7 @@ class WsSecurityPolicy:
     @property
     def enabled(self) -> bool:
         """Whether requests are checked and answers signed."""
-        return self._trusted_ca_pems is not None
+        return self._trust is not None
 
     def check(self, envelope: etree._Element) -> str | None:
         """Return the request signer's subject (None when off).
@@ -223,10 +227,10 @@ class WsSecurityPolicy:
         Raises:
             SoapFaultError: wsse:InvalidSecurity, naming why the signature is refused.
         """
-        if self._trusted_ca_pems is None:
+        if self._trust is None:
             return None
         try:
-            certificate = verify_envelope(envelope, trusted_ca_pems=self._trusted_ca_pems)
+            certificate = verify_envelope(envelope, trust=self._trust)
         except SignatureInvalid as exc:
             raise SoapFaultError(
                 "wsse:InvalidSecurity", f"WS-Security: {exc.reason}", WYJATEK_SECURITY

@@ -8,6 +8,7 @@ from lxml import etree
 
 from hub.errors import SignatureInvalid
 from hub.signing.keystore import Keystore, init_keystore
+from hub.signing.trust import TrustStore
 from hub.signing.wssecurity import sign_envelope, signing_key, verify_envelope
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -41,7 +42,7 @@ def signed(keystore, name="146501_1"):
 
 
 def trusting(keystore):
-    return {"trusted_ca_pems": [keystore.ca_certificate_pem()]}
+    return {"trust": TrustStore.from_pems([keystore.ca_certificate_pem()])}
 
 
 def test_a_signed_request_verifies_against_the_trusted_ca(keystore):
