@@ -7,12 +7,14 @@ own earlier work in the store and does not repeat an effect.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pika
 import structlog
@@ -36,14 +38,7 @@ from hub.region import Region
 from hub.retry import RetryPolicy, shortest_tier_at_least
 from hub.routing import RouteDecision, Router
 from hub.settings import Settings
-from hub.signing.steps import (
-    SIGNATURE_METHOD,
-    SIGNATURE_REASON,
-    SIGNATURE_SERIAL,
-    SIGNATURE_SIGNED_AT,
-    SIGNATURE_SIGNER,
-    SIGNATURE_VALID,
-)
+from hub.signing.steps import SIGNATURE_CHECKS
 from hub.states import DeliveryStatus
 from hub.store.repository import (
     AwaitedReceipt,
@@ -96,21 +91,30 @@ def envelope_or_park(
         return None
 
 
-def signature_check_of(envelopes: Iterable[Envelope]) -> SignatureCheck | None:
+def signature_checks_of(envelopes: Iterable[Envelope]) -> list[SignatureCheck]:
     """What a ``verify_signature`` step found, from the first envelope that carries it."""
     for envelope in envelopes:
-        headers = envelope.headers
-        if SIGNATURE_VALID in headers:
-            signed_at = headers.get(SIGNATURE_SIGNED_AT)
-            return SignatureCheck(
-                valid=headers[SIGNATURE_VALID] == "true",
-                method=headers.get(SIGNATURE_METHOD, "xades"),
-                signer=headers.get(SIGNATURE_SIGNER),
-                signed_at=datetime.fromisoformat(signed_at) if signed_at else None,
-                certificate_serial=headers.get(SIGNATURE_SERIAL),
-                reason=headers.get(SIGNATURE_REASON),
-            )
-    return None
+        if SIGNATURE_CHECKS in envelope.headers:
+            return [
+                _signature_check(record)
+                for record in json.loads(envelope.headers[SIGNATURE_CHECKS])
+            ]
+    return []
+
+
+def _signature_check(record: dict[str, Any]) -> SignatureCheck:
+    signed_at = record.get("signed_at")
+    return SignatureCheck(
+        valid=bool(record["valid"]),
+        method=str(record.get("method") or "xades"),
+        signer=record.get("signer"),
+        signed_at=datetime.fromisoformat(signed_at) if signed_at else None,
+        certificate_serial=record.get("certificate_serial"),
+        reason=record.get("reason"),
+        position=int(record.get("position", 1)),
+        form=str(record.get("form") or "enveloped"),
+        covers_document=bool(record.get("covers_document", True)),
+    )
 
 
 class RoutingWorker:
@@ -149,7 +153,7 @@ class RoutingWorker:
         tickets = self._store.record_routing(
             message_id,
             [PlannedDelivery(d.endpoint, d.route) for d, _ in outgoing.values()],
-            signature_check_of(routed for _, routed in outgoing.values()),
+            signature_checks_of(routed for _, routed in outgoing.values()),
         )
         if tickets is None:
             publish_dead(publisher, self._topology, message, "the store has no such message")

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
+from typing import Any
 
 from lxml import etree
 
 from hub.envelope import Envelope
-from hub.errors import MalformedDocument, SignatureInvalid
+from hub.errors import MalformedDocument
 from hub.signing.keystore import Keystore
 from hub.signing.trust import TrustStore
-from hub.signing.xades import XADES, VerifiedSignature, sign_document, verify_document
+from hub.signing.xades import (
+    XADES,
+    SignatureFinding,
+    sign_document,
+    verify_document,
+    verify_signatures,
+)
 from hub.xml import parse_document
 
 Step = Callable[[Envelope], Envelope]
@@ -28,13 +36,9 @@ def sign_with_office(keystore: Keystore) -> Step:
     return sign
 
 
-# Headers through which a verification step tells the store what it found.
-SIGNATURE_VALID = "signature-valid"
-SIGNATURE_METHOD = "signature-method"
-SIGNATURE_SIGNER = "signature-signer"
-SIGNATURE_SIGNED_AT = "signature-signed-at"
-SIGNATURE_SERIAL = "signature-certificate-serial"
-SIGNATURE_REASON = "signature-reason"
+# The header through which a verification step tells the store what it found: a JSON
+# list with one record per signature in the document (see ``signature_records``).
+SIGNATURE_CHECKS = "signature-checks"
 
 # Profil Zaufany (the state's free signature) names the signer in ClaimedRoles.
 PROFIL_ZAUFANY_MARKERS = ("PodpisZP", "EPSignature")
@@ -42,33 +46,64 @@ PERSON_NAMES = ("Imie", "Nazwisko", "GivenName", "FamilyName")
 
 
 def verify_signature(trust: TrustStore, *, required: bool) -> Step:
-    """A step that verifies the document's XAdES signature and records what it found.
+    """A step that verifies every signature of the document and records what it found.
 
-    The result travels in ``signature-*`` headers, which the routing worker stores with
-    the message. With ``required``, a document without a valid signature is rejected
-    (``SignatureInvalid``); otherwise the result is only recorded, and the route goes on.
+    The findings travel in the ``signature-checks`` header, which the routing worker
+    stores with the message, one row per signature. With ``required``, a document that
+    no valid signature covers as a whole is rejected (``SignatureInvalid``); otherwise
+    the findings are only recorded, and the route goes on.
     """
 
     def verify(envelope: Envelope) -> Envelope:
-        try:
-            verified = verify_document(envelope.body, trust)
-        except SignatureInvalid as exc:
-            if required:
-                raise
-            return envelope.with_headers(**{SIGNATURE_VALID: "false", SIGNATURE_REASON: exc.reason})
-        return envelope.with_headers(**_found(verified))
+        findings = verify_signatures(envelope.body, trust)
+        records = signature_records(findings)
+        if required and not any(
+            record["valid"] and record["covers_document"] for record in records
+        ):
+            verify_document(envelope.body, trust)  # raises SignatureInvalid with the reason
+        if not records:
+            records = [_unsigned_record()]
+        return envelope.with_headers(**{SIGNATURE_CHECKS: json.dumps(records)})
 
     return verify
 
 
-def _found(verified: VerifiedSignature) -> dict[str, str]:
-    method, signer = _profil_zaufany(verified.signature) or ("xades", verified.signer)
+def signature_records(findings: list[SignatureFinding]) -> list[dict[str, Any]]:
+    """One JSON-ready record per finding, the Profil Zaufany signer recognised."""
+    return [_record(finding) for finding in findings]
+
+
+def _record(finding: SignatureFinding) -> dict[str, Any]:
+    method, signer = finding.kind, finding.signer
+    profil_zaufany = _profil_zaufany(finding.signature)
+    if profil_zaufany is not None:
+        method, signer = profil_zaufany
     return {
-        SIGNATURE_VALID: "true",
-        SIGNATURE_METHOD: method,
-        SIGNATURE_SIGNER: signer,
-        SIGNATURE_SIGNED_AT: verified.signed_at.isoformat() if verified.signed_at else "",
-        SIGNATURE_SERIAL: str(verified.certificate_serial),
+        "position": finding.position,
+        "form": finding.form,
+        "method": method,
+        "valid": finding.valid,
+        "covers_document": finding.covers_document,
+        "signer": signer,
+        "signed_at": finding.signed_at.isoformat() if finding.signed_at else None,
+        "certificate_serial": (
+            str(finding.certificate_serial) if finding.certificate_serial is not None else None
+        ),
+        "reason": finding.reason,
+    }
+
+
+def _unsigned_record() -> dict[str, Any]:
+    return {
+        "position": 0,
+        "form": "none",
+        "method": "none",
+        "valid": False,
+        "covers_document": False,
+        "signer": None,
+        "signed_at": None,
+        "certificate_serial": None,
+        "reason": "the document carries no ds:Signature",
     }
 
 

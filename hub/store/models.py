@@ -139,6 +139,11 @@ class SignatureCheckRow(Base):
     certificate_serial: Mapped[str | None] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text)
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Which of the document's signatures (1 = first in document order), how it is built
+    # (enveloped, enveloping, nested) and whether it covers the whole document.
+    position: Mapped[int] = mapped_column(Integer, server_default="1")
+    form: Mapped[str | None] = mapped_column(String(20))
+    covers_document: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class CaseRow(Base):

@@ -216,6 +216,9 @@ class SignatureCheck:
     signed_at: datetime | None = None
     certificate_serial: str | None = None
     reason: str | None = None
+    position: int = 1
+    form: str = "enveloped"
+    covers_document: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,7 +466,7 @@ class Store:
         self,
         message_id: str,
         planned: Sequence[PlannedDelivery],
-        signature_check: SignatureCheck | None = None,
+        signature_checks: Sequence[SignatureCheck] = (),
     ) -> list[DeliveryTicket] | None:
         """Create the message's deliveries (once) and mark it routed.
 
@@ -497,8 +500,8 @@ class Store:
             ).rowcount
             if routed:
                 _audit(connection, message_id, "routed", now, endpoints=sorted(existing))
-                if signature_check is not None:
-                    _insert_signature_check(connection, message_id, signature_check, now)
+                for check in signature_checks:
+                    _insert_signature_check(connection, message_id, check, now)
             return list(existing.values())
 
     def reject_message(self, message_id: str, reason: str) -> bool:
@@ -924,10 +927,21 @@ def _insert_signature_check(
             signed_at=check.signed_at,
             certificate_serial=check.certificate_serial,
             reason=check.reason,
+            position=check.position,
+            form=check.form,
+            covers_document=check.covers_document,
             checked_at=now,
         )
     )
-    _audit(connection, message_id, "signature-checked", now, valid=check.valid, reason=check.reason)
+    _audit(
+        connection,
+        message_id,
+        "signature-checked",
+        now,
+        position=check.position,
+        valid=check.valid,
+        reason=check.reason,
+    )
 
 
 def _audit(

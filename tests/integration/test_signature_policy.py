@@ -90,7 +90,7 @@ def test_an_invalid_signature_on_an_optional_route_is_recorded_and_the_document_
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
-        ("unsigned", "no enveloped ds:Signature"),
+        ("unsigned", "carries no ds:Signature"),
         ("stranger", "not issued by a trusted CA"),
         ("tampered", "does not verify"),
     ],
@@ -112,3 +112,20 @@ def test_a_route_that_requires_a_signature_rejects_each_failure_with_its_reason(
     assert message.status == "rejected"
     assert message.status_reason.startswith("signature-invalid: ")
     assert reason in message.status_reason
+
+
+def test_each_signature_of_a_countersigned_document_is_recorded(hub, keystore):
+    once = sign_document(document(OPTIONAL), keystore.identity("146501_1"))
+    twice = sign_document(once, keystore.identity("1421"))
+    hub.store.accept(filing(OPTIONAL, twice))
+    hub.start_relay()
+    hub.start_worker()
+    [message] = hub.wait_until_settled(1)
+
+    with hub.store.session() as session:
+        rows = session.query(SignatureCheckRow).order_by(SignatureCheckRow.position).all()
+        found = [(row.position, row.valid, row.form, row.covers_document) for row in rows]
+        signers = [row.signer for row in rows]
+    assert found == [(1, False, "enveloped", True), (2, True, "enveloped", True)]
+    assert "CN=146501_1" in signers[0]
+    assert "CN=1421" in signers[1]

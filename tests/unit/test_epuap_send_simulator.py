@@ -322,7 +322,7 @@ def test_dorecz_refuses_an_unsigned_document_naming_the_reason(http, doreczyciel
     code, kod, komunikat = fault(response)
     assert (code, kod) == ("soap-env:Client", WYJATEK_SIGNATURE_INVALID)
     assert "podpisu XAdES" in komunikat
-    assert "carries no enveloped ds:Signature" in komunikat
+    assert "carries no ds:Signature" in komunikat
     assert waiting(http, pull, PRUSZKOW) == 0
 
 
