@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from hub.errors import ConfigurationError, SignatureInvalid
 from hub.logging import get_logger
 from hub.settings import Settings
-from hub.signing.keystore import Keystore, SigningIdentity
+from hub.signing.keystore import HUB_IDENTITY, Keystore, SigningIdentity
 from hub.signing.trust import TrustStore
 from hub.signing.xades import sign_document, verify_document
 from hub.store.models import AuditCheckpointRow, AuditRow
@@ -36,7 +36,6 @@ from hub.store.repository import Store, aware, utcnow
 
 log = get_logger(__name__)
 
-HUB_IDENTITY = "hub"
 GENESIS_HASH = "0" * 64
 CHECKPOINT_NAMESPACE = "urn:hub:audit:checkpoint:1"
 AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]

@@ -18,7 +18,7 @@ from hub.relay import OutboxRelay
 from hub.routing import BUILTIN_STEPS, Router, Step
 from hub.settings import Settings
 from hub.signing.keystore import Keystore
-from hub.signing.steps import sign_with_office, verify_signature
+from hub.signing.steps import seal_for_delivery, sign_with_office, verify_signature
 from hub.signing.trust import TrustStore
 from hub.store.repository import Store
 from hub.workers import DeliveryWorker, RoutingWorker, worker_name
@@ -72,7 +72,11 @@ def build_worker(
 def route_steps(settings: Settings) -> dict[str, Step]:
     """Every step a route may name, the signing ones bound to this hub's keystore."""
     keystore = Keystore(settings.keys, settings.keystore_password)
-    steps = {**BUILTIN_STEPS, "sign_with_office": sign_with_office(keystore)}
+    steps = {
+        **BUILTIN_STEPS,
+        "sign_with_office": sign_with_office(keystore),
+        "seal_for_delivery": seal_for_delivery(keystore),
+    }
     if settings.trust.is_dir():
         trust = TrustStore.from_directory(settings.trust)
         steps["verify_signature"] = verify_signature(trust, required=False)

@@ -70,6 +70,7 @@ class DemoResult:
     decisions_sent: int
     decisions_delivered: int
     upds_filed: int
+    seals_checked_by_eod: int
 
     @property
     def exactly_once(self) -> bool:
@@ -83,7 +84,11 @@ class DemoResult:
     @property
     def succeeded(self) -> bool:
         """Exactly once in, and every decision out delivered with its UPD filed."""
-        return self.exactly_once and self.upds_filed == self.decisions_sent
+        return (
+            self.exactly_once
+            and self.upds_filed == self.decisions_sent
+            and self.seals_checked_by_eod >= self.delivered
+        )
 
 
 @click.command("demo")
@@ -163,7 +168,12 @@ class Demo:
         init_test_pki(self.settings.keys, self.settings.trust, ["hub", "epuap", *self.office_ids])
         simulators = {
             "epuap": ("simulators.epuap", "--keystore", str(self.settings.keys)),
-            "eod": ("simulators.eod",),
+            "eod": (
+                "simulators.eod",
+                "--trust-ca",
+                str(self.settings.keys / "ca.pem"),
+                "--require-seal",
+            ),
             "edoreczenia": ("simulators.edoreczenia",),
         }
         for name, (module, *arguments) in simulators.items():
@@ -346,6 +356,7 @@ class Demo:
             _ms(row.submitted_at or row.received_at, row.delivered_at) for row in delivered
         )
         arrivals = requests.get(f"{self.urls['eod']}/_sim/received", timeout=30).json()
+        eod_stats = requests.get(f"{self.urls['eod']}/_sim/stats", timeout=30).json()
         delivered_ids = {row.id for row in delivered}
         return DemoResult(
             submitted=documents,
@@ -368,6 +379,7 @@ class Demo:
             decisions_sent=decisions.sent,
             decisions_delivered=decisions.delivered,
             upds_filed=decisions.upds_filed,
+            seals_checked_by_eod=int(eod_stats.get("sealed", 0)),
         )
 
 
@@ -523,7 +535,8 @@ def _report(result: DemoResult, as_json: bool) -> None:
     click.echo(
         f"demo: {result.submitted} filings to {result.offices} offices on {result.database}: "
         f"{result.delivered} delivered, {result.dead_lettered} dead, {result.rejected} rejected, "
-        f"{result.duplicates_at_destination} duplicates at the EOD; {verdict}"
+        f"{result.duplicates_at_destination} duplicates at the EOD; {verdict}; "
+        f"the EOD checked the hub's seal on {result.seals_checked_by_eod} deliveries"
     )
     click.echo(
         f"demo: {result.elapsed_s} s, {result.docs_per_s} docs/s, "

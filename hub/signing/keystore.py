@@ -25,6 +25,8 @@ from cryptography.x509.oid import NameOID
 from hub.errors import ConfigurationError
 
 CA_NAME = "ca"
+# The hub's own identity: it signs audit checkpoints and seals deliveries to legacy systems.
+HUB_IDENTITY = "hub"
 RSA_KEY_BITS = 2048
 TEST_ORGANISATION = "Regionalny hub e-administracji (test)"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from simulators.eod.server import create_app
 from simulators.serving import serve_simulator
@@ -13,8 +14,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="EOD (document-management) simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument(
+        "--trust-ca", type=Path, help="PEM of the CA whose certificates may seal deliveries"
+    )
+    parser.add_argument(
+        "--require-seal", action="store_true", help="refuse deliveries without the hub's seal"
+    )
     arguments = parser.parse_args()
-    serve_simulator(create_app(), "eod simulator", arguments.host, arguments.port)
+    trusted = arguments.trust_ca.read_bytes() if arguments.trust_ca else None
+    app = create_app(trusted_ca_pem=trusted, require_seal=arguments.require_seal)
+    serve_simulator(app, "eod simulator", arguments.host, arguments.port)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@ Interface (what a real EOD's registration service offers, reduced to the essenti
   (required), ``X-Envelope-ID``, ``X-Correlation-ID``, ``X-Document-Type``. Answers
   ``201 {"registration_number": ...}`` the first time a key is seen and ``200`` with the
   same number for a repeated key (nothing is registered twice). A request without an
-  idempotency key, or with an empty body, is ``400`` (RFC 7807 problem JSON).
+  idempotency key, or with an empty body, is ``400`` (RFC 7807 problem JSON). A body of
+  type ``application/vnd.regional-hub.delivery+xml`` is the hub's sealed delivery: with a
+  trusted CA configured the EOD checks the seal (``400 seal-invalid`` if it does not
+  hold) and registers the document inside; with ``require_seal`` an unsealed delivery is
+  ``400 seal-missing``.
 - ``GET /_sim/stats``: totals; ``GET /_sim/received``: arrivals per envelope id;
   ``POST /_sim/faults``: inject ``{"kind": "http503"|"http429"|"http400"|"delay"|"down", "times": n,
   "delay_s": s, "retry_after_s": s}``; ``DELETE /_sim/faults``; ``POST /_sim/reset``.
@@ -24,6 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+
+from simulators.eod.seal_check import SEALED_CONTENT_TYPE, SealRejected, unseal
 
 
 @dataclass
@@ -48,6 +54,7 @@ class Registry:
     repeated_keys: int = 0
     faults: list[Fault] = field(default_factory=list)
     faulted: int = 0
+    sealed: int = 0
 
     def next_fault(self) -> Fault | None:
         """The fault to apply to this request, if any, using one of its ``times``."""
@@ -76,11 +83,31 @@ class Registry:
             return number, True
 
 
-def create_app(registry: Registry | None = None) -> Flask:
-    """The EOD simulator as a Flask app."""
+def create_app(
+    registry: Registry | None = None,
+    trusted_ca_pem: bytes | None = None,
+    *,
+    require_seal: bool = False,
+) -> Flask:
+    """The EOD simulator as a Flask app; ``trusted_ca_pem`` lets it check the hub's seal."""
     app = Flask("eod-simulator")
     state = registry or Registry()
     app.config["REGISTRY"] = state
+
+    def seal_problem() -> tuple[Response, int] | None:
+        sealed = request.mimetype == SEALED_CONTENT_TYPE
+        if not sealed:
+            if require_seal:
+                return _problem(400, "seal-missing", "deliveries must carry the hub's seal")
+            return None
+        if trusted_ca_pem is not None:
+            try:
+                unseal(request.get_data(), trusted_ca_pem)
+            except SealRejected as exc:
+                return _problem(400, "seal-invalid", str(exc))
+        with state.lock:
+            state.sealed += 1
+        return None
 
     @app.post("/offices/<office>/documents")
     def register_document(office: str) -> Response | tuple[Response, int]:
@@ -94,6 +121,9 @@ def create_app(registry: Registry | None = None) -> Flask:
             return _problem(400, "missing-idempotency-key", "Idempotency-Key header is required")
         if not request.get_data():
             return _problem(400, "empty-document", "the request carries no document")
+        refused = seal_problem()
+        if refused is not None:
+            return refused
         envelope_id = request.headers.get("X-Envelope-ID", key)
         number, new = state.register(office, key, envelope_id)
         return jsonify({"registration_number": number, "office": office}), 201 if new else 200
@@ -110,6 +140,7 @@ def create_app(registry: Registry | None = None) -> Flask:
                     "repeated_arrivals": repeated,
                     "repeated_keys": state.repeated_keys,
                     "faulted": state.faulted,
+                    "sealed": state.sealed,
                 }
             )
 
@@ -149,7 +180,7 @@ def create_app(registry: Registry | None = None) -> Flask:
             state.arrivals.clear()
             state.received_at.clear()
             state.faults.clear()
-            state.requests = state.repeated_keys = state.faulted = 0
+            state.requests = state.repeated_keys = state.faulted = state.sealed = 0
         return jsonify({"reset": True})
 
     return app

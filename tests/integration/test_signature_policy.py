@@ -122,6 +122,7 @@ def test_each_signature_of_a_countersigned_document_is_recorded(hub, keystore):
     hub.start_worker()
     [message] = hub.wait_until_settled(1)
 
+    assert message.status == "delivered"
     with hub.store.session() as session:
         rows = session.query(SignatureCheckRow).order_by(SignatureCheckRow.position).all()
         found = [(row.position, row.valid, row.form, row.covers_document) for row in rows]
