@@ -60,6 +60,9 @@ class EndpointConfig:
     url: str
     timeout_s: float = 10.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    # How long a delivery keeps being retried before it is dead-lettered (None: the
+    # settings' ``max_age_s``); a system that is down for a planned week needs longer.
+    max_age_s: float | None = None
     # The office this endpoint serves, as the catalogue describes it (its ePUAP and
     # e-Doręczenia addresses sign and address what the endpoint sends).
     owner: Office | None = field(default=None, compare=False)
@@ -225,6 +228,7 @@ def _endpoint(item: Mapping[str, Any]) -> EndpointConfig:
         url=_required(item, "url", "endpoint"),
         timeout_s=float(item.get("timeout_s", 10.0)),
         options=dict(item.get("options", {})),
+        max_age_s=float(item["max_age_h"]) * 3600 if "max_age_h" in item else None,
     )
 
 

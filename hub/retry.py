@@ -8,14 +8,20 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Fixed delay tiers (one RabbitMQ delay queue each) and a cap on attempts."""
+    """Fixed delay tiers (one RabbitMQ delay queue each), a maximum age and attempt cap."""
 
     delays_s: tuple[int, ...]
     max_attempts: int
+    max_age_s: float = float("inf")
 
-    def gives_up_after(self, attempt_number: int) -> bool:
-        """Whether attempt ``attempt_number`` (1-based) was the last one allowed."""
-        return attempt_number >= self.max_attempts
+    def gives_up_after(self, attempt_number: int, age_s: float = 0.0) -> bool:
+        """Whether attempt ``attempt_number`` (1-based) was the last one allowed.
+
+        ``age_s`` is how long the delivery has been trying (since it was planned, or
+        replayed): once the next attempt could only come after ``max_age_s``, it stops.
+        """
+        next_attempt_age_s = age_s + self.delay_after(attempt_number)
+        return attempt_number >= self.max_attempts or next_attempt_age_s > self.max_age_s
 
     def delay_after(self, attempt_number: int, retry_after_s: float | None = None) -> int:
         """The tier to wait in after attempt ``attempt_number`` failed.

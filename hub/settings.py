@@ -48,7 +48,10 @@ class Settings:
     delivery_timeout_s: float = 10.0
     delivery_lease_s: float = 60.0
     retry_delays_s: tuple[int, ...] = (10, 60, 600, 3600)
-    max_attempts: int = 8
+    # A delivery is retried (the last tier repeating: hourly) until it is max_age_s old,
+    # or has had max_attempts attempts, whichever comes first; then it is dead-lettered.
+    max_attempts: int = 100
+    max_age_s: float = 72 * 3600
     broker_backoff_max_s: float = 30.0
     singleton_lease_s: float = 15.0
     receipt_deadline_s: float = 14 * 24 * 3600
@@ -76,6 +79,8 @@ class Settings:
             raise ConfigurationError("retry_delays_s must list positive whole seconds")
         if self.max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
+        if self.max_age_s <= 0:
+            raise ConfigurationError("max_age_s must be positive")
 
     @classmethod
     def load(

@@ -198,10 +198,11 @@ class DeliveryWorker:
     def __post_init__(self) -> None:
         self.breakers = CircuitBreakers(self.store, self.settings)
 
-    @property
-    def policy(self) -> RetryPolicy:
-        """The retry tiers and attempt cap from the settings."""
-        return RetryPolicy(self.settings.retry_delays_s, self.settings.max_attempts)
+    def _policy_of(self, endpoint: str) -> RetryPolicy:
+        """The retry tiers and caps from the settings, with the endpoint's own maximum age."""
+        config = self.region.endpoints.get(endpoint)
+        max_age_s = config.max_age_s if config and config.max_age_s else self.settings.max_age_s
+        return RetryPolicy(self.settings.retry_delays_s, self.settings.max_attempts, max_age_s)
 
     def handle(self, message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
         """Make one attempt at one delivery (idempotent by delivery id)."""
@@ -291,9 +292,10 @@ class DeliveryWorker:
         permanent = isinstance(error, PermanentDeliveryError) or not isinstance(
             error, TransientDeliveryError
         )
-        give_up = permanent or self.policy.gives_up_after(claim.attempt_number)
+        policy = self._policy_of(header(message.properties, ENDPOINT_HEADER) or "")
+        give_up = permanent or policy.gives_up_after(claim.attempt_number, claim.age_s)
         retry_after_s = error.retry_after_s if isinstance(error, TransientDeliveryError) else None
-        delay_s = self.policy.delay_after(claim.attempt_number, retry_after_s)
+        delay_s = policy.delay_after(claim.attempt_number, retry_after_s)
         next_attempt_at = None if give_up else datetime.now(UTC) + timedelta(seconds=delay_s)
         self.store.fail_delivery(
             message.message_id, claim, error, give_up=give_up, next_attempt_at=next_attempt_at

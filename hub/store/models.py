@@ -85,6 +85,8 @@ class DeliveryRow(Base):
     awaited_receipt: Mapped[str | None] = mapped_column(String(40))
     receipt_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Where the retry window starts: the delivery's creation, or its latest replay.
+    retry_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -129,7 +129,11 @@ CLAIM_DELIVERY = (
         lease_until=bindparam("lease_until"),
         updated_at=bindparam("now"),
     )
-    .returning(DELIVERIES.c.attempts, DELIVERIES.c.message_id)
+    .returning(
+        DELIVERIES.c.attempts,
+        DELIVERIES.c.message_id,
+        func.coalesce(DELIVERIES.c.retry_since, DELIVERIES.c.created_at),
+    )
 )
 CLOSE_ABANDONED_ATTEMPTS = (
     update(ATTEMPTS)
@@ -271,6 +275,14 @@ class Claim:
     attempt_number: int = 0
     lease_left_s: float = 0.0
     started_at: datetime | None = None
+    retry_since: datetime | None = None
+
+    @property
+    def age_s(self) -> float:
+        """How long the delivery has been trying, at this attempt's start."""
+        if self.started_at is None or self.retry_since is None:
+            return 0.0
+        return (self.started_at - self.retry_since).total_seconds()
 
 
 class Store:
@@ -548,7 +560,7 @@ class Store:
             ).first()
             if claimed is None:
                 return _why_not_claimed(connection, delivery_id, now)
-            attempt_number, message_id = claimed
+            attempt_number, message_id, retry_since = claimed
             if attempt_number > 1:
                 # An earlier attempt may have died with its worker; close it as abandoned.
                 connection.execute(
@@ -564,7 +576,13 @@ class Store:
                 },
             ).scalar_one()
             _refresh_message(connection, message_id, now)
-            return Claim(ClaimResult.CLAIMED, attempt_id, attempt_number, started_at=now)
+            return Claim(
+                ClaimResult.CLAIMED,
+                attempt_id,
+                attempt_number,
+                started_at=now,
+                retry_since=aware(retry_since),
+            )
 
     def complete_delivery(
         self,
@@ -643,7 +661,12 @@ class Store:
                     DELIVERIES.c.id == delivery_id,
                     DELIVERIES.c.status == DeliveryStatus.DEAD.value,
                 )
-                .values(status=DeliveryStatus.PENDING.value, next_attempt_at=None, updated_at=now)
+                .values(
+                    status=DeliveryStatus.PENDING.value,
+                    next_attempt_at=None,
+                    retry_since=now,
+                    updated_at=now,
+                )
                 .returning(DELIVERIES.c.message_id)
             ).scalar_one_or_none()
             if message_id is None:
@@ -865,6 +888,7 @@ def _delivery_values(
         "status": ticket.status.value,
         "attempts": 0,
         "created_at": now,
+        "retry_since": now,
         "updated_at": now,
     }
 

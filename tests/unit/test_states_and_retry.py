@@ -57,3 +57,11 @@ def test_the_policy_gives_up_after_the_last_allowed_attempt():
 def test_shortest_tier_at_least():
     assert shortest_tier_at_least((10, 60), 0) == 10
     assert shortest_tier_at_least((10, 60), 10.5) == 60
+
+
+def test_the_policy_gives_up_once_the_next_attempt_would_come_after_the_maximum_age():
+    # Tiers 10 s, 1 min, 10 min, 1 h, then hourly: the 72-hour window ends the retries.
+    policy = RetryPolicy(delays_s=(10, 60, 600, 3600), max_attempts=1000, max_age_s=72 * 3600)
+    assert not policy.gives_up_after(5, age_s=70 * 3600)
+    assert policy.gives_up_after(5, age_s=71.5 * 3600)
+    assert not policy.gives_up_after(1, age_s=0)
