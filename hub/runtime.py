@@ -77,10 +77,9 @@ def route_steps(settings: Settings) -> dict[str, Step]:
         "sign_with_office": sign_with_office(keystore),
         "seal_for_delivery": seal_for_delivery(keystore),
     }
-    if settings.trust.is_dir():
-        trust = TrustStore.from_directory(settings.trust)
-        steps["verify_signature"] = verify_signature(trust, required=False)
-        steps["require_valid_signature"] = verify_signature(trust, required=True)
+    trust = TrustStore.on_first_use(settings.trust)
+    steps["verify_signature"] = verify_signature(trust, required=False)
+    steps["require_valid_signature"] = verify_signature(trust, required=True)
     return steps
 
 

@@ -15,8 +15,29 @@ from hub.errors import ConfigurationError, SignatureInvalid
 class TrustStore:
     """CA certificates read once from a folder of PEM files (``trust_store_dir``)."""
 
-    def __init__(self, authorities: list[x509.Certificate]) -> None:
-        self.authorities = authorities
+    def __init__(self, authorities: list[x509.Certificate] | None = None) -> None:
+        self._authorities = authorities
+        self._directory: Path | None = None
+
+    @classmethod
+    def on_first_use(cls, directory: Path) -> TrustStore:
+        """A trust store read from ``directory`` when it first checks a certificate.
+
+        Workers build every route step at start; a hub that never meets a signature
+        must not need a trust store to start, and one that does gets the clear
+        ``ConfigurationError`` of ``from_directory`` at that document.
+        """
+        store = cls()
+        store._directory = directory
+        return store
+
+    @property
+    def authorities(self) -> list[x509.Certificate]:
+        """The trusted CA certificates (read now if this store was made lazily)."""
+        if self._authorities is None:
+            assert self._directory is not None, "a trust store needs authorities or a folder"
+            self._authorities = TrustStore.from_directory(self._directory).authorities
+        return self._authorities
 
     @classmethod
     def from_directory(cls, directory: Path) -> TrustStore:
