@@ -214,6 +214,33 @@ def dead_list(settings: Settings, endpoint: str | None, since: datetime | None) 
     click.echo(f"{len(parked)} dead deliver{'y' if len(parked) == 1 else 'ies'}")
 
 
+@cli.group()
+def quarantine() -> None:
+    """Inbound requests refused before they became messages, kept with their reasons."""
+
+
+@quarantine.command("list")
+@click.option("--channel", default=None, help="Only this channel (e.g. epuap-esp).")
+@click.option("--since", type=click.DateTime(), default=None, help="Only those since (UTC).")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.pass_obj
+def quarantine_list(
+    settings: Settings, channel: str | None, since: datetime | None, limit: int
+) -> None:
+    """List refused inputs, newest first: when, channel, answer code, size, reason."""
+    from hub.store.quarantine import quarantined
+    from hub.store.repository import Store
+
+    since_utc = since.replace(tzinfo=UTC) if since is not None else None
+    items = quarantined(Store.from_url(settings.database_url), channel, since_utc, limit)
+    for item in items:
+        click.echo(
+            f"{item.id}  {item.received_at:%Y-%m-%d %H:%M:%S}  {item.channel}  {item.code}  "
+            f"{item.size} B  {item.remote_address or '-'}  {item.reason}"
+        )
+    click.echo(f"{len(items)} refused input(s)")
+
+
 @dead.command("show")
 @click.argument("delivery_id")
 @click.pass_obj

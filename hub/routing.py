@@ -60,7 +60,7 @@ class Router:
         office = envelope.destination.office
         if office not in self._region.offices:
             raise UnroutableDocument(f"addressee office {office!r} is not in the service catalogue")
-        matching = [route for route in self._region.routes if _matches(route, envelope)]
+        matching = routes_for(self._region, envelope)
         if not matching:
             raise UnroutableDocument(
                 f"no route handles document type {envelope.document_type!r} for office {office}"
@@ -85,6 +85,11 @@ class Router:
         if unknown:
             raise ConfigurationError(f"route {route.name} names unknown steps: {unknown}")
         return tuple(self._steps[name] for name in route.steps)
+
+
+def routes_for(region: Region, envelope: Envelope) -> list[RouteConfig]:
+    """The region's routes that match ``envelope`` (an inbound endpoint can ask early)."""
+    return [route for route in region.routes if _matches(route, envelope)]
 
 
 def _matches(route: RouteConfig, envelope: Envelope) -> bool:

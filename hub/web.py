@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from hub.errors import HubError
+from hub.logging import get_logger
 from hub.settings import Settings
+from hub.store.quarantine import RefusedInput, quarantine
 from hub.store.repository import Store
 
 WEB_GROUP = "hub.web"
+# No inbound document is larger (ePUAP caps filings far below this); a bigger body is
+# refused before it is read into memory.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+log = get_logger(__name__)
 
 
 def problem(status: int, code: str, detail: str) -> tuple[Response, int]:
@@ -26,11 +35,46 @@ def problem(status: int, code: str, detail: str) -> tuple[Response, int]:
     return response, status
 
 
+def refuse(channel: str, status: int, code: str, detail: str) -> tuple[Response, int]:
+    """Quarantine the current request with its reason and answer it with a problem."""
+    quarantine_request(channel, code, detail)
+    return problem(status, code, detail)
+
+
+def quarantine_request(channel: str, code: str, reason: str, *, with_body: bool = True) -> None:
+    """Keep the current request as refused input; a store outage is logged, not raised.
+
+    The caller has its answer either way: the refusal must not turn into a 500 because
+    the quarantine could not be written.
+    """
+    store: Store = current_app.config["HUB_STORE"]
+    refused = RefusedInput(
+        channel=channel,
+        code=code,
+        reason=reason,
+        body=request.get_data(cache=True) if with_body else b"",
+        content_type=request.content_type,
+        remote_address=request.remote_addr,
+    )
+    try:
+        quarantine(store, refused)
+    except HubError as exc:
+        log.warning("quarantine_failed", channel=channel, code=code, reason=exc.reason)
+    log.info("input_quarantined", channel=channel, code=code, reason=reason)
+
+
 def create_app(settings: Settings, store: Store | None = None) -> Flask:
     """Build the Flask app; plugins registered under ``hub.web`` add their routes."""
     app = Flask("hub")
     app.config["HUB_SETTINGS"] = settings
     app.config["HUB_STORE"] = store or Store.from_url(settings.database_url)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_error: RequestEntityTooLarge) -> tuple[Response, int]:
+        detail = f"the request is larger than {MAX_REQUEST_BYTES} bytes"
+        quarantine_request(request.path, "too-large", detail, with_body=False)
+        return problem(413, "too-large", detail)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -43,12 +43,13 @@ from hub.receipts import Evidence
 from hub.region import InboundConfig, Office, Region, load_region
 from hub.settings import Settings
 from hub.store.repository import Store
-from hub.web import problem
+from hub.web import problem, refuse
 
 log = get_logger(__name__)
 
 CHANNEL_KIND = "edoreczenia-poll"
 NOTIFICATIONS_PATH = "/edoreczenia/notifications/<office_id>"
+CHANNEL = "edoreczenia-webhook"
 AUTH_QUERY_PARAMETER = "token"
 NEW_MESSAGE, NEW_EVIDENCE = "NewMessage", "NewEvidence"
 EXTENSION_KEY = "edoreczenia_webhook"
@@ -127,15 +128,16 @@ def notification(office_id: str) -> tuple[Response, int]:
     """Take one ``MessageStatement`` for ``office_id``'s mailbox; answer once it is handled."""
     service: WebhookService = current_app.extensions[EXTENSION_KEY]
     if not _authenticated(service.secret):
-        return problem(401, "unauthorized", f"a valid '{AUTH_QUERY_PARAMETER}' is required")
+        return refuse(CHANNEL, 401, "unauthorized", f"a valid '{AUTH_QUERY_PARAMETER}' is required")
     office = service.region.offices.get(office_id)
     if office is None or not office.edoreczenia_address:
-        return problem(404, "unknown-office", f"office {office_id!r} has no e-Doręczenia mailbox")
+        detail = f"office {office_id!r} has no e-Doręczenia mailbox"
+        return refuse(CHANNEL, 404, "unknown-office", detail)
     try:
         statement = _statement_for(office)
         new = handle(service, office, statement)
     except MalformedStatement as exc:
-        return problem(400, "malformed-notification", str(exc))
+        return refuse(CHANNEL, 400, "malformed-notification", str(exc))
     except HubError as exc:
         # Unreachable service or store: a retried callback, or the next poll, takes it.
         log.warning("edoreczenia_notification_failed", office=office.id, reason=exc.reason)

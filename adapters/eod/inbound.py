@@ -26,12 +26,14 @@ from hub.envelope import Address, Envelope
 from hub.errors import HubError, MalformedDocument
 from hub.inbound import accept_into
 from hub.region import load_region
+from hub.routing import routes_for
 from hub.settings import Settings
 from hub.store.repository import Store
-from hub.web import problem
+from hub.web import problem, refuse
 from hub.xml import parse_document, root_namespace
 
 INTAKE_PATH = "/api/documents"
+CHANNEL = "domain-intake"
 HEADER_PREFIX = "X-Hub-Header-"
 
 blueprint = Blueprint("domain_intake", __name__)
@@ -40,8 +42,10 @@ blueprint = Blueprint("domain_intake", __name__)
 def register(app: Flask) -> None:
     """Plug the intake into the hub's HTTP app (entry point ``hub.web``)."""
     settings: Settings = app.config["HUB_SETTINGS"]
+    region = load_region(settings.region_path)
     app.extensions["domain_intake"] = {
-        "offices": set(load_region(settings.region_path).offices),
+        "offices": set(region.offices),
+        "region": region,
         "token": settings.intake_token,
     }
     app.register_blueprint(blueprint)
@@ -58,11 +62,19 @@ def take_document() -> tuple[Response, int]:
     source = request.headers["X-Hub-Source"]
     external_id = f"intake:{source}:{request.headers['Idempotency-Key']}"
     envelope, reason = _envelope(source, request.get_data())
+    unroutable = reason is None and not routes_for(config["region"], envelope)
+    if unroutable:
+        reason = (
+            f"unroutable: no route takes {envelope.document_type!r} from {source} "
+            f"for office {envelope.destination.office}"
+        )
     try:
         outcome = accept_into(store)(envelope, external_id=external_id, rejected_reason=reason)
         envelope_id = store.message_id_by_external_id(external_id) or str(envelope.envelope_id)
     except HubError as exc:
         return problem(503, "store-unavailable", f"the document cannot be stored now: {exc.reason}")
+    if unroutable:
+        return problem(422, "unroutable", reason or "")
     if reason is not None:
         return problem(400, "malformed-document", reason)
     return jsonify({"envelope_id": envelope_id, "outcome": outcome}), 202
@@ -72,14 +84,22 @@ def _refusal(config: dict[str, Any]) -> tuple[Response, int] | None:
     token = config["token"]
     offered = request.headers.get("Authorization", "").removeprefix("Bearer ")
     if not token or not hmac.compare_digest(offered.encode(), token.encode()):
-        return problem(401, "unauthorized", "a valid bearer token is required")
+        return refuse(CHANNEL, 401, "unauthorized", "a valid bearer token is required")
     for name in ("X-Hub-Source", "X-Hub-Office", "Idempotency-Key"):
         if not request.headers.get(name):
-            return problem(400, "missing-header", f"the {name} header is required")
+            return refuse(CHANNEL, 400, "missing-header", f"the {name} header is required")
     if request.headers["X-Hub-Office"] not in config["offices"]:
         office = request.headers["X-Hub-Office"]
-        return problem(404, "unknown-office", f"office {office!r} is not in the catalogue")
+        detail = f"office {office!r} is not in the catalogue"
+        return refuse(CHANNEL, 404, "unknown-office", detail)
+    if not _declares_xml(request.mimetype):
+        detail = f"documents are XML; the request declares {request.mimetype or 'no type'!r}"
+        return refuse(CHANNEL, 415, "unsupported-media-type", detail)
     return None
+
+
+def _declares_xml(mimetype: str) -> bool:
+    return mimetype in ("application/xml", "text/xml") or mimetype.endswith("+xml")
 
 
 def _envelope(source: str, body: bytes) -> tuple[Envelope, str | None]:

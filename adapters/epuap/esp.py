@@ -39,11 +39,14 @@ from hub.signing.trust import TrustStore
 from hub.signing.wssecurity import verify_envelope
 from hub.signing.xades import sign_document
 from hub.store.repository import Store
+from hub.web import quarantine_request
 from hub.xml import parse_document, root_namespace
 
 log = get_logger(__name__)
 
 ESP_PATH = "/epuap/esp"
+CHANNEL = "epuap-esp"
+SOAP_MEDIA_TYPES = frozenset({"text/xml", "application/soap+xml", "application/xml"})
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OBIEKTY = "http://wsdl.epuap.gov.pl/obiekty/"
 UPO = "http://crd.gov.pl/xml/schematy/UPO/2008/05/09/"
@@ -102,19 +105,33 @@ def receive() -> Response:
         return _soap_answer(service.binding, _receive(service, request.get_data()))
     except EspRefusal as refusal:
         log.info("esp_refused", code=refusal.code, reason=refusal.reason)
+        if not refusal.stored_as_message:
+            quarantine_request(CHANNEL, f"wyjatek-{refusal.code}", refusal.reason)
         return _soap_fault(refusal)
 
 
 class EspRefusal(HubError):
     """A pushed document the ESP refuses, with the Wyjatek code to answer."""
 
-    def __init__(self, code: int, reason: str, fault_code: str = "soap-env:Client") -> None:
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        fault_code: str = "soap-env:Client",
+        *,
+        stored_as_message: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.code = str(code)
         self.fault_code = fault_code
+        # A document that was readable is kept as a rejected message, not quarantined.
+        self.stored_as_message = stored_as_message
 
 
 def _receive(service: EspService, raw: bytes) -> dict[str, Any]:
+    if request.mimetype not in SOAP_MEDIA_TYPES:
+        detail = f"a SOAP 1.1 request is text/xml; this one declares {request.mimetype!r}"
+        raise EspRefusal(CODE_MALFORMED_REQUEST, detail)
     envelope = _parse_envelope(raw)
     if service.require_ws_security:
         _check_ws_security(service, envelope)
@@ -150,7 +167,7 @@ def _store_and_answer(
             "soap-env:Server",
         ) from exc
     if reason is not None:
-        raise EspRefusal(CODE_MALFORMED_DOCUMENT, reason)
+        raise EspRefusal(CODE_MALFORMED_DOCUMENT, reason, stored_as_message=True)
     answer: dict[str, Any] = {
         "status": {"kod": STATUS_OK, "komunikat": "OK"},
         "identyfikatorDokumentu": message_id,

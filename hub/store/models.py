@@ -241,3 +241,27 @@ class SingletonLockRow(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class QuarantineRow(Base):
+    """An inbound request refused before it could become a message, kept with its reason.
+
+    Malformed SOAP, a wrong token, an unknown mailbox, a body too large or not what its
+    content type says: the caller got a specific error, and the regional IT centre can
+    see what arrived, when, from where and why it was refused. Bodies are kept up to a
+    limit (``truncated`` says when only the start was kept); the digest is of the whole.
+    """
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(60), index=True)
+    code: Mapped[str] = mapped_column(String(60))
+    reason: Mapped[str] = mapped_column(Text)
+    remote_address: Mapped[str | None] = mapped_column(String(100))
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    truncated: Mapped[bool] = mapped_column(Boolean)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -13,6 +13,17 @@ TOKEN = "eod-secret-token"
 
 
 @pytest.fixture
+def region_path(region_path):
+    # Decisions from the EOD go out to the citizen through the EOD itself, in this region.
+    with region_path.open("a", encoding="utf-8") as region:
+        region.write(
+            '\n[[routes]]\nname = "decision"\ndocument_type = "urn:hub:eod:decyzja:1"\n'
+            'sources = ["eod"]\ntarget_system = "eod"\n'
+        )
+    return region_path
+
+
+@pytest.fixture
 def client(settings, store):
     return create_app(settings.replace(intake_token=TOKEN), store).test_client()
 
