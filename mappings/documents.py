@@ -147,7 +147,9 @@ class Schema:
         with self._lock:
             if self._schema.validate(root):
                 return
-            error = next(iter(self._schema.error_log))
+            # lxml-stubs declare the error log opaque; it is a sequence of log entries.
+            errors: Any = self._schema.error_log
+            error = errors[0]
             reason, xpath = error.message, error.path
         raise MappingError(reason, _readable_path(root, xpath, reason))
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from lxml import etree
 
@@ -148,10 +148,17 @@ def polish_date(day: date) -> str:
     return f"{day.day} {_MONTHS_GENITIVE[day.month - 1]} {day.year} r."
 
 
+def polish_number(number: Decimal) -> str:
+    """``1 234,50``: thousands apart, a decimal comma, two decimals."""
+    whole, _, fraction = f"{number.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}".partition(
+        "."
+    )
+    return f"{whole.replace(',', ' ')},{fraction}"
+
+
 def polish_amount(amount: Decimal) -> str:
-    """``1 234,50 zł``: thousands apart, a decimal comma, always grosze."""
-    whole, _, fraction = f"{amount.quantize(Decimal('0.01')):,}".partition(".")
-    return f"{whole.replace(',', ' ')},{fraction} zł"
+    """``1 234,50 zł``: an amount of money as a Polish letter writes it."""
+    return f"{polish_number(amount)} zł"
 
 
 def paragraphs_of(text: str) -> list[str]:
