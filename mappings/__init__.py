@@ -18,14 +18,16 @@ document formats.
 
 from __future__ import annotations
 
-from mappings import pismo_ogolne, property_tax
+from mappings import alcohol_permit, pismo_ogolne, property_tax
 from mappings.base import Context, Mapping, Translated
 from mappings.errors import MappingError
 
 __all__ = ["MAPPINGS", "Context", "Mapping", "MappingError", "Translated", "apply"]
 
 MAPPINGS: dict[str, Mapping] = {
-    mapping.name: mapping for module in (pismo_ogolne, property_tax) for mapping in module.MAPPINGS
+    mapping.name: mapping
+    for module in (pismo_ogolne, property_tax, alcohol_permit)
+    for mapping in module.MAPPINGS
 }
 
 

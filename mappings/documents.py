@@ -277,6 +277,39 @@ def date_text(element: etree._Element, relative: str, ns: Mapping[str, str]) -> 
         ) from exc
 
 
+def required_attribute(element: etree._Element, name: str) -> str:
+    """The attribute's whitespace-normalised, non-empty value.
+
+    Raises:
+        MappingError: it is missing or empty, at ``.../@name``.
+    """
+    value = " ".join((element.get(name) or "").split())
+    if not value:
+        raise MappingError("required attribute is missing", f"{element_path(element)}/@{name}")
+    return value
+
+
+def date_attribute(element: etree._Element, name: str) -> date:
+    """The attribute as an ISO date (raises ``MappingError`` at ``.../@name``)."""
+    value = required_attribute(element, name)
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        path = f"{element_path(element)}/@{name}"
+        raise MappingError(f"{value!r} is not a date (YYYY-MM-DD)", path) from exc
+
+
+def decimal_attribute(element: etree._Element, name: str) -> Decimal:
+    """The attribute as a Decimal (raises ``MappingError`` at ``.../@name``)."""
+    value = required_attribute(element, name)
+    try:
+        return Decimal(value)
+    except InvalidOperation as exc:
+        raise MappingError(
+            f"{value!r} is not a number", f"{element_path(element)}/@{name}"
+        ) from exc
+
+
 def json_date(value: Mapping[str, Any], key: str, at: str) -> date:
     """``value[key]`` as an ISO date."""
     member = json_field(value, key, at, str)

@@ -161,6 +161,25 @@ def polish_amount(amount: Decimal) -> str:
     return f"{polish_number(amount)} zł"
 
 
+def address_line(address: Address) -> str:
+    """``Grójecka 17/24, 02-021 Warszawa``: an address on one line (no street: the town)."""
+    number = address.building or ""
+    if address.unit:
+        number += f"/{address.unit}"
+    street = " ".join(part for part in (address.street or address.city, number) if part)
+    town = " ".join(part for part in (address.postal_code, address.city) if part)
+    return f"{street}, {town}"
+
+
+def list_items(items: Sequence[str]) -> list[str]:
+    """Items of an enumeration: each ends with ";", the last with "." (once)."""
+    ended = [f"{item};" for item in items[:-1]]
+    if items:
+        last = items[-1]
+        ended.append(last if last.endswith(".") else f"{last}.")
+    return ended
+
+
 def paragraphs_of(text: str) -> list[str]:
     """Split a legacy text field into paragraphs at blank lines, whitespace collapsed."""
     blocks = (" ".join(block.split()) for block in _BLANK_LINE.split(text))

@@ -66,6 +66,7 @@ from mappings.letter import (
     Signer,
     appeal_instruction,
     build_letter,
+    list_items,
     polish_amount,
     polish_date,
     polish_number,
@@ -310,7 +311,7 @@ def property_tax_decision_to_letter(body: bytes, context: Context) -> bytes:
         decision=[
             f"Ustalam wysokość zobowiązania podatkowego w podatku od nieruchomości na {year} r. "
             f"w kwocie {polish_amount(total)}, w tym:",
-            *_assessment_lines(assessment),
+            *list_items([_assessment_line(line) for line in assessment]),
             _instalments_paragraph(instalments),
             f"Wpłat należy dokonywać na rachunek bankowy nr "
             f"{json_field(decision, 'payment_account', '$', str)}.",
@@ -374,11 +375,6 @@ def _checked_instalments(decision: dict[str, Any], total: Decimal) -> list[tuple
     if paid != total:
         raise MappingError(f"instalments add up to {paid}, not the total {total}", "$.instalments")
     return instalments
-
-
-def _assessment_lines(assessment: list[dict[str, Any]]) -> list[str]:
-    lines = [_assessment_line(line) for line in assessment]
-    return [*(f"{line};" for line in lines[:-1]), f"{lines[-1]}."]
 
 
 def _assessment_line(line: dict[str, Any]) -> str:
