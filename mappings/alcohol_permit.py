@@ -42,7 +42,6 @@ from mappings.errors import MappingError
 from mappings.letter import (
     Letter,
     address_line,
-    appeal_instruction,
     build_letter,
     list_items,
     paragraphs_of,
@@ -50,6 +49,7 @@ from mappings.letter import (
     polish_date,
     read_address,
     read_addressee,
+    read_appeal,
     read_office,
     read_signer,
 )
@@ -127,7 +127,7 @@ def alcohol_permit_decision_to_letter(body: bytes, context: Context) -> bytes:
         legal_basis=LEGAL_BASIS,
         decision=_granted(decision, permits) if granted else _refused(decision),
         justification=paragraphs_of(optional_text(decision, "l:Uzasadnienie", _DECISION_NS) or ""),
-        instruction=[_appeal(decision)],
+        instruction=[read_appeal(decision, _DECISION_NS)],
         signer=read_signer(decision, _DECISION_NS),
     )
     return serialize_xml(build_letter(letter))
@@ -201,14 +201,6 @@ def _refused(decision: etree._Element) -> list[str]:
         f"Odmawiam wydania {noun} na sprzedaż napojów alkoholowych {scope} {where}.",
         entrepreneur,
     ]
-
-
-def _appeal(decision: etree._Element) -> str:
-    appeal = required(decision, "l:Odwolanie", _DECISION_NS)
-    days = required_attribute(appeal, "dni")
-    if not days.isdigit():
-        raise MappingError(f"{days!r} is not a number of days", element_path(appeal) + "/@dni")
-    return appeal_instruction(required_attribute(appeal, "organ"), int(days))
 
 
 MAPPINGS = (

@@ -28,6 +28,7 @@ from mappings.documents import (
     element_path,
     optional_text,
     required,
+    required_attribute,
     required_text,
 )
 from mappings.errors import MappingError
@@ -171,13 +172,20 @@ def address_line(address: Address) -> str:
     return f"{street}, {town}"
 
 
+def sentence(text: str) -> str:
+    """``text`` ending with one full stop (a closing "r." of a date already is one)."""
+    return text if text.endswith(".") else f"{text}."
+
+
 def list_items(items: Sequence[str]) -> list[str]:
     """Items of an enumeration: each ends with ";", the last with "." (once)."""
-    ended = [f"{item};" for item in items[:-1]]
-    if items:
-        last = items[-1]
-        ended.append(last if last.endswith(".") else f"{last}.")
-    return ended
+    ended = [f"{_without_full_stop(item)};" for item in items[:-1]]
+    return [*ended, sentence(items[-1])] if items else []
+
+
+def _without_full_stop(text: str) -> str:
+    # "2025 r." keeps its abbreviation's stop; a sentence's own stop gives way to ";".
+    return text[:-1] if text.endswith(".") and not text.endswith(" r.") else text
 
 
 def paragraphs_of(text: str) -> list[str]:
@@ -228,6 +236,15 @@ def read_addressee(decision: etree._Element, ns: Mapping[str, str]) -> Addressee
         epuap_mailbox=optional_text(addressee, "l:SkrytkaEpuap", ns),
         edoreczenia_address=optional_text(addressee, "l:AdresDoDoreczen", ns),
     )
+
+
+def read_appeal(decision: etree._Element, ns: Mapping[str, str]) -> str:
+    """The appeal instruction from an ``Odwolanie`` with ``@organ`` and ``@dni``."""
+    appeal = required(decision, "l:Odwolanie", ns)
+    days = required_attribute(appeal, "dni")
+    if not days.isdigit():
+        raise MappingError(f"{days!r} is not a number of days", element_path(appeal) + "/@dni")
+    return appeal_instruction(required_attribute(appeal, "organ"), int(days))
 
 
 def read_signer(decision: etree._Element, ns: Mapping[str, str]) -> Signer:
