@@ -18,7 +18,7 @@ document formats.
 
 from __future__ import annotations
 
-from mappings import alcohol_permit, pismo_ogolne, property_tax, road_lane
+from mappings import alcohol_permit, invoices, pismo_ogolne, property_tax, road_lane
 from mappings.base import Context, Mapping, Translated
 from mappings.errors import MappingError
 
@@ -26,7 +26,7 @@ __all__ = ["MAPPINGS", "Context", "Mapping", "MappingError", "Translated", "appl
 
 MAPPINGS: dict[str, Mapping] = {
     mapping.name: mapping
-    for module in (pismo_ogolne, property_tax, alcohol_permit, road_lane)
+    for module in (pismo_ogolne, property_tax, alcohol_permit, road_lane, invoices)
     for mapping in module.MAPPINGS
 }
 

@@ -212,3 +212,78 @@ def test_json_outputs_carry_amounts_as_strings_never_floats(name: str, case_dir:
     body = mappings.apply(name, _input(case_dir), _context(case_dir)).body
 
     json.loads(body, parse_float=_refuse_float)
+
+
+# --- KSeF: the real FA(3) schema ------------------------------------------------------------
+
+KSEF_XSD = Path(__file__).resolve().parents[2] / "wsdl" / "ksef"
+TYPES_URL = (
+    "http://crd.gov.pl/xml/schematy/dziedzinowe/mf/2022/01/05/eD/DefinicjeTypy/"
+    "StrukturyDanych_v10-0E.xsd"
+)
+
+
+class _LocalTypes(etree.Resolver):
+    def resolve(self, system_url, public_id, context):
+        if system_url == TYPES_URL:
+            return self.resolve_filename(
+                str(KSEF_XSD / "bazowe" / "StrukturyDanych_v10-0E.xsd"), context
+            )
+        return None
+
+
+def _fa3_schema() -> etree.XMLSchema:
+    # Built here, apart from the mapping's own, so the test does not trust the code under test.
+    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
+    parser.resolvers.add(_LocalTypes())
+    return etree.XMLSchema(etree.parse(str(KSEF_XSD / "schemat_FA(3)_v1-0E.xsd"), parser))
+
+
+@pytest.mark.parametrize(
+    ("name", "case_dir"), [case for case in GOLDEN if case.values[0] == "finance-invoice-to-ksef"]
+)
+def test_every_ksef_invoice_validates_against_the_ministrys_fa3_schema(name, case_dir):
+    invoice = etree.fromstring(mappings.apply(name, _input(case_dir), _context(case_dir)).body)
+
+    schema = _fa3_schema()
+    assert schema.validate(invoice), schema.error_log
+
+
+def test_a_sales_invoice_comes_back_from_ksef_with_the_same_totals():
+    case_dir = FIXTURES / "finance-invoice-to-ksef" / "lease-mixed-rates-exempt-line"
+    sale = json.loads(_input(case_dir))
+
+    fa3 = mappings.apply("finance-invoice-to-ksef", _input(case_dir)).body
+    purchase = json.loads(
+        mappings.apply("ksef-invoice-to-finance", fa3, {"ksef-number": "X-1"}).body
+    )
+
+    assert purchase["number"] == sale["number"]
+    assert purchase["seller"]["nip"] == sale["seller"]["nip"]
+    assert purchase["buyer"]["nip"] == sale["buyer"]["nip"]
+    assert [line["name"] for line in purchase["lines"]] == [line["name"] for line in sale["lines"]]
+    assert purchase["gross_total"] == "10565.14"
+    assert purchase["ksef_number"] == "X-1"
+
+
+def test_the_ksef_schema_never_reaches_for_the_network():
+    # The FA(3) XSD imports its base types by absolute URL: the mapping resolves it to the
+    # local copy. An unmapped URL must fail, not be fetched.
+    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
+    with pytest.raises(etree.XMLSchemaParseError):
+        etree.XMLSchema(etree.parse(str(KSEF_XSD / "schemat_FA(3)_v1-0E.xsd"), parser))
+
+
+# --- the comparison itself ------------------------------------------------------------------
+
+
+def test_the_golden_comparison_names_the_node_that_differs():
+    expected = etree.fromstring(b"<a xmlns='urn:x'><b k='1'>one</b><b>two</b></a>")
+    actual = etree.fromstring(b"<a xmlns='urn:x'><b k='2'>one</b><b> two </b><c/></a>")
+
+    differences = _xml_differences(expected, actual)
+
+    assert differences == [
+        "/a/b: attributes {'k': '2'} != expected {'k': '1'}",
+        "/a: children differ; unexpected ['c'], missing []",
+    ]
