@@ -1,0 +1,1 @@
+"""The offices' finance system (system finansowo-księgowy), reached over SOAP."""

@@ -1,0 +1,1 @@
+"""The offices' registers (alcohol permits, road-lane occupation, monuments), reached over AMQP."""

@@ -1,0 +1,1 @@
+"""The offices' local-tax systems, reached over REST/JSON."""

@@ -1,0 +1,1 @@
+"""A simulated old system that exchanges CSV or fixed-width files through folders."""

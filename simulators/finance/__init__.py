@@ -1,0 +1,1 @@
+"""A simulated finance system (system finansowo-księgowy) behind its SOAP interface."""

@@ -1,0 +1,1 @@
+"""A simulated register system (alcohol permits, road-lane occupation, monuments) on AMQP."""

@@ -1,0 +1,323 @@
+"""The register simulator: an AMQP peer that takes documents from ``.in`` and answers on ``.out``.
+
+It plays an office's register the way such systems sit on a message broker: one thread
+with its own connection reads each interface's ``.in`` queue, registers a document once
+per ``message_id`` (the hub's envelope id), and publishes its answer to ``.out`` with a
+publisher confirm before it acks the document, so nothing is lost between the two.
+
+Answers (JSON, ``content_type`` application/json, ``message_id`` unique per answer):
+
+- ``{"kind": "acknowledgement", "envelope_id", "register_number", "occurred_at"}``
+- ``{"kind": "refusal", "envelope_id", "reason", "occurred_at"}``
+- ``{"kind": "status", "envelope_id", "status", "occurred_at"}``
+
+A document that arrives again (the hub repeated a publish whose confirm it lost) is not
+registered again: the register sends its first answer again, with the same message id.
+
+Faults: ``down`` (stops reading; documents wait in ``.in``), ``slow`` (``delay_s``
+before each document), and per document ``refuse`` (a refusal answer) or ``crash``
+(the document is put back unanswered, as a register that fails mid-way would).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+
+# Both sides declare the interface queues with the same arguments (see the adapter's README).
+QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+ANSWER_NAMESPACE = uuid.UUID("6f1f4f5e-2b1a-4d7e-9a57-1d3c3c0b8a01")
+IDLE_WAIT_S = 0.05
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One office's pair of queues: documents in, answers out."""
+
+    documents: str
+    answers: str
+    prefix: str = "REJ"
+
+
+class FaultKind(StrEnum):
+    """What the register does to the next documents."""
+
+    REFUSE = "refuse"
+    CRASH = "crash"
+
+
+@dataclass
+class Fault:
+    """One armed per-document fault for the next ``times`` documents (None: until cleared)."""
+
+    kind: FaultKind
+    times: int | None = None
+    reason: str = "Wniosek nie spełnia wymogów formalnych"
+
+
+@dataclass
+class RegisterState:
+    """Registrations, answers and controls, guarded by one lock (read by the admin API)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    answers: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)
+    numbers: dict[str, str] = field(default_factory=dict)
+    answered_on: dict[str, str] = field(default_factory=dict)
+    arrivals: Counter[str] = field(default_factory=Counter)
+    faults: list[Fault] = field(default_factory=list)
+    down: bool = False
+    delay_s: float = 0.0
+    answers_sent: int = 0
+    unreadable: int = 0
+    crashed: int = 0
+
+    def next_fault(self) -> Fault | None:
+        """The fault for this document, if any, using up one of its ``times``."""
+        with self.lock:
+            if not self.faults:
+                return None
+            fault = self.faults[0]
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.pop(0)
+            return fault
+
+    def stats(self) -> dict[str, Any]:
+        """Totals for the admin API."""
+        with self.lock:
+            return {
+                "arrivals": sum(self.arrivals.values()),
+                "registered": len(self.numbers),
+                "refused": len(self.answers) - len(self.numbers),
+                "repeated_keys": sum(count - 1 for count in self.arrivals.values()),
+                "answers_sent": self.answers_sent,
+                "unreadable": self.unreadable,
+                "crashed": self.crashed,
+                "down": self.down,
+            }
+
+    def received(self) -> dict[str, dict[str, Any]]:
+        """Per message id (the hub's key): arrivals and the one record."""
+        with self.lock:
+            return {
+                key: {"count": count, "records": 1, "number": self.numbers.get(key)}
+                for key, count in self.arrivals.items()
+                if key in self.answers
+            }
+
+
+class RegisterSimulator:
+    """The register as a thread; ``start``, control it, ``stop``."""
+
+    def __init__(self, amqp_url: str, interfaces: list[Interface]) -> None:
+        self.amqp_url = amqp_url
+        self.interfaces = list(interfaces)
+        self.state = RegisterState()
+        self._stop = threading.Event()
+        self._statuses: queue.Queue[tuple[str, str]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    # ---- control ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start reading documents in a thread of its own."""
+        self._thread = threading.Thread(target=self._run, name="register-simulator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reading and close the connection."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def set_down(self, down: bool) -> None:
+        """Stop (or resume) reading documents; the broker keeps them meanwhile."""
+        with self.state.lock:
+            self.state.down = down
+
+    def set_delay(self, delay_s: float) -> None:
+        """Take ``delay_s`` over each document from now on (0: full speed)."""
+        with self.state.lock:
+            self.state.delay_s = delay_s
+
+    def arm(self, fault: Fault) -> None:
+        """Apply ``fault`` to the next documents."""
+        with self.state.lock:
+            self.state.faults.append(fault)
+
+    def clear_faults(self) -> None:
+        """Back to normal: reading, full speed, no faults."""
+        with self.state.lock:
+            self.state.faults.clear()
+            self.state.down = False
+            self.state.delay_s = 0.0
+
+    def report_status(self, envelope_id: str, status: str) -> None:
+        """Announce a status change of a registered document's case (sent by the thread)."""
+        self._statuses.put((envelope_id, status))
+
+    # ---- the register's own thread ------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            connection = self._connect()
+            if connection is None:
+                self._stop.wait(0.5)
+                continue
+            try:
+                self._serve(connection)
+            except (pika.exceptions.AMQPError, OSError):
+                self._stop.wait(0.5)  # the broker went away: connect again
+            finally:
+                with contextlib.suppress(pika.exceptions.AMQPError, OSError):
+                    connection.close()
+
+    def _connect(self) -> BlockingConnection | None:
+        try:
+            return pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        except (pika.exceptions.AMQPError, OSError):
+            return None
+
+    def _serve(self, connection: BlockingConnection) -> None:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for interface in self.interfaces:
+            channel.queue_declare(interface.documents, durable=True, arguments=QUEUE_ARGUMENTS)
+            channel.queue_declare(interface.answers, durable=True, arguments=QUEUE_ARGUMENTS)
+        while not self._stop.is_set():
+            self._send_statuses(channel)
+            worked = not self._is_down() and any(
+                self._take_one(channel, interface) for interface in self.interfaces
+            )
+            if not worked:
+                connection.process_data_events(time_limit=IDLE_WAIT_S)
+
+    def _is_down(self) -> bool:
+        with self.state.lock:
+            return self.state.down
+
+    def _take_one(self, channel: BlockingChannel, interface: Interface) -> bool:
+        method, properties, body = channel.basic_get(interface.documents)
+        if method is None:
+            return False
+        with self.state.lock:
+            delay_s = self.state.delay_s
+        if delay_s:
+            time.sleep(delay_s)
+        fault = self.state.next_fault()
+        if fault is not None and fault.kind is FaultKind.CRASH:
+            with self.state.lock:
+                self.state.crashed += 1
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return True
+        answer = self._answer(interface, properties, body, fault)
+        if answer is not None:
+            self._publish(channel, interface.answers, *answer)
+        channel.basic_ack(method.delivery_tag)
+        return True
+
+    def _answer(
+        self,
+        interface: Interface,
+        properties: pika.BasicProperties,
+        body: bytes,
+        fault: Fault | None,
+    ) -> tuple[str, bytes, str] | None:
+        key = properties.message_id or _header(properties, "hub-envelope-id")
+        if not key:
+            with self.state.lock:
+                self.state.unreadable += 1
+            return None
+        with self.state.lock:
+            self.state.arrivals[key] += 1
+            if key not in self.state.answers:
+                self.state.answers[key] = self._first_answer(
+                    interface, key, properties, body, fault
+                )
+                self.state.answered_on[_header(properties, "hub-envelope-id") or key] = (
+                    interface.answers
+                )
+            return self.state.answers[key]
+
+    def _first_answer(
+        self,
+        interface: Interface,
+        key: str,
+        properties: pika.BasicProperties,
+        body: bytes,
+        fault: Fault | None,
+    ) -> tuple[str, bytes, str]:
+        # Called under the lock: the register decides about a document once.
+        envelope_id = _header(properties, "hub-envelope-id") or key
+        case = properties.correlation_id or ""
+        if fault is not None and fault.kind is FaultKind.REFUSE:
+            return _answer_message(key, "refusal", envelope_id, case, reason=fault.reason)
+        if not body:
+            return _answer_message(key, "refusal", envelope_id, case, reason="Pusty dokument")
+        office = _header(properties, "hub-office") or "X"
+        sequence = len(self.state.numbers) + 1
+        number = f"{interface.prefix}/{office}/{datetime.now(UTC).year}/{sequence:06d}"
+        self.state.numbers[key] = number
+        return _answer_message(key, "acknowledgement", envelope_id, case, register_number=number)
+
+    def _send_statuses(self, channel: BlockingChannel) -> None:
+        while True:
+            try:
+                envelope_id, status = self._statuses.get_nowait()
+            except queue.Empty:
+                return
+            with self.state.lock:
+                answers_queue = self.state.answered_on.get(envelope_id, self.interfaces[0].answers)
+            answer_id, body, case = _answer_message(
+                f"{envelope_id}/{status}", "status", envelope_id, "", status=status
+            )
+            self._publish(channel, answers_queue, answer_id, body, case)
+
+    def _publish(
+        self, channel: BlockingChannel, answers_queue: str, answer_id: str, body: bytes, case: str
+    ) -> None:
+        channel.basic_publish(
+            "",
+            answers_queue,
+            body,
+            properties=pika.BasicProperties(
+                message_id=answer_id,
+                correlation_id=case or None,
+                content_type="application/json",
+                delivery_mode=pika.DeliveryMode.Persistent,
+            ),
+            mandatory=True,
+        )
+        with self.state.lock:
+            self.state.answers_sent += 1
+
+
+def _answer_message(
+    key: str, kind: str, envelope_id: str, case: str, **fields: str
+) -> tuple[str, bytes, str]:
+    """An answer's id, body and case; the id is derived, so a repeated answer keeps it."""
+    answer_id = str(uuid.uuid5(ANSWER_NAMESPACE, f"{key}/{kind}"))
+    values = {"kind": kind, "envelope_id": envelope_id, **fields}
+    values["occurred_at"] = datetime.now(UTC).isoformat()
+    return answer_id, json.dumps(values, ensure_ascii=False).encode(), case
+
+
+def _header(properties: pika.BasicProperties, name: str) -> str | None:
+    value = (properties.headers or {}).get(name)
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,1 @@
+"""A simulated local-tax system (podatki i opłaty lokalne) with a REST/JSON interface."""

@@ -1,0 +1,293 @@
+"""Registers over RabbitMQ: published once with confirms, answered on their own, filed once.
+
+The register simulator is a real AMQP peer on the real broker; the hub reaches the
+registers' queues through a cuttable TCP proxy, so a test can take that broker away.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pika
+import pytest
+from legacy_support import delivery_of, document, every_message_retried, submit, write_region
+from support import OFFICES
+from tcp_proxy import CuttableProxy
+
+from adapters.registers.interface import ACK_KIND, REFUSAL_KIND, STATUS_KIND, RegisterQueues
+from adapters.registers.outbound import RegistersAmqpOutbound, declare_register_queues
+from hub.errors import TransientDeliveryError
+from hub.inbound import accept_into
+from hub.poller import Poller
+from hub.region import load_region
+from hub.store.models import CaseEventRow, ReceiptRow
+from simulators.registers.peer import Fault, FaultKind, Interface, RegisterSimulator
+
+ALCOHOL_PERMIT = "urn:hub:legacy:zezwolenie-alkoholowe:1"
+MONUMENT = "urn:hub:legacy:rejestr-zabytkow:1"
+BODY = b'<w:Wniosek xmlns:w="urn:hub:legacy:zezwolenie-alkoholowe:1"><w:Kat>A</w:Kat></w:Wniosek>'
+WARSAW, COUNTY = OFFICES[0][0], OFFICES[1][0]
+
+
+@pytest.fixture
+def proxy():
+    proxy = CuttableProxy("127.0.0.1", 5672)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def queue_prefix(amqp_url):
+    """A prefix of this test's register queues, deleted after the test (and after the hub)."""
+    prefix = f"test-{uuid.uuid4().hex[:10]}.legacy"
+    yield prefix
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    for system, offices in (("alkohol", [WARSAW, COUNTY]), ("zabytki", [COUNTY])):
+        for office in offices:
+            for suffix in ("in", "out", "out.parked"):
+                channel.queue_delete(f"{prefix}.{system}.{office}.{suffix}")
+    connection.close()
+
+
+@pytest.fixture
+def region_path(tmp_path, proxy, queue_prefix, amqp_url):
+    through_proxy = f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F"
+    options = {
+        "queue_in": f"{queue_prefix}.{{system}}.{{office}}.in",
+        "queue_out": f"{queue_prefix}.{{system}}.{{office}}.out",
+    }
+    return write_region(
+        tmp_path / "region.toml",
+        systems=[
+            {"name": "alkohol", "kind": "registers-amqp", "url": through_proxy, "options": options},
+            {
+                "name": "zabytki",
+                "kind": "registers-amqp",
+                "url": through_proxy,
+                "offices": [COUNTY],
+                "options": options,
+            },
+        ],
+        routes=[
+            {"name": "permits", "document_type": ALCOHOL_PERMIT, "target_system": "alkohol"},
+            {"name": "monuments", "document_type": MONUMENT, "target_system": "zabytki"},
+        ],
+        inbound=[
+            {
+                "name": "registers-answers",
+                "kind": "registers-answers",
+                "url": amqp_url,
+                "systems": ["alkohol", "zabytki"],
+            }
+        ],
+    )
+
+
+@pytest.fixture
+def register(region_path, amqp_url):
+    interfaces = [
+        Interface(queues.documents, queues.answers, endpoint.system.upper()[:3])
+        for endpoint in load_region(region_path).endpoints.values()
+        for queues in [RegisterQueues.of(endpoint)]
+    ]
+    simulator = RegisterSimulator(amqp_url, interfaces)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+class LosesFirstConfirm:
+    """The adapter, except that the first confirm is 'lost': the publish happened, the
+    worker is told it failed, and retries."""
+
+    def __init__(self, adapter):
+        self.adapter = adapter
+        self.lost = False
+
+    def setup(self):
+        self.adapter.setup()
+
+    def stop(self):
+        self.adapter.stop()
+
+    def deliver(self, envelope):
+        receipt = self.adapter.deliver(envelope)
+        if not self.lost:
+            self.lost = True
+            raise TransientDeliveryError("the broker's confirm was lost on the way")
+        return receipt
+
+
+def receipts(hub, message_id=None):
+    with hub.store.session() as session:
+        query = session.query(ReceiptRow)
+        if message_id is not None:
+            query = query.filter(ReceiptRow.message_id == message_id)
+        return list(query.order_by(ReceiptRow.id))
+
+
+def poll_until(hub, condition, what):
+    """Poll the region's inbound channels (the answers among them) until ``condition``."""
+    poller = Poller(hub.store, hub.region, hub.settings, f"poller-{uuid.uuid4()}")
+    accept = accept_into(hub.store)
+    try:
+        hub.wait_for(lambda: poller.poll_round(accept) >= 0 and condition(), what=what)
+    finally:
+        for channel in poller._channels:
+            channel.stop()
+
+
+def late(hub):
+    """Deliveries whose acknowledgement would be late once the receipt deadline passed."""
+    after_deadline = datetime.now(UTC) + timedelta(seconds=hub.settings.receipt_deadline_s + 60)
+    return {item.message_id for item in hub.store.late_receipts(after_deadline)}
+
+
+def test_each_document_is_registered_once_and_its_acknowledgement_filed_once(hub, register):
+    hub.start_relay()
+    hub.start_worker()
+    sent = [submit(hub, document(office, ALCOHOL_PERMIT, BODY)) for office, _, _ in OFFICES]
+    sent.append(submit(hub, document(COUNTY, MONUMENT, BODY)))
+
+    messages = hub.wait_until_settled(len(sent))
+    assert {row.status for row in messages} == {"delivered"}
+    assert delivery_of(hub, sent[2]).external_reference.endswith(f".zabytki.{COUNTY}.in")
+    assert {delivery_of(hub, m).awaited_receipt for m in sent} == {ACK_KIND}
+    poll_until(hub, lambda: len(receipts(hub)) == len(sent), "every acknowledgement filed")
+
+    received = register.state.received()
+    assert set(received) == set(sent)
+    assert all(entry["count"] == 1 for entry in received.values())
+    for message_id in sent:
+        [receipt] = receipts(hub, message_id)
+        assert receipt.kind == ACK_KIND
+        assert json.loads(receipt.document)["register_number"] == received[message_id]["number"]
+    assert late(hub) == set()
+
+
+def test_a_document_published_again_after_a_lost_confirm_is_registered_and_filed_once(
+    hub, register
+):
+    endpoint = hub.region.endpoints[f"alkohol@{COUNTY}"]
+    losing = LosesFirstConfirm(RegistersAmqpOutbound(endpoint, hub.settings))
+    losing.setup()
+    hub.start_relay()
+    hub.start_worker(adapters={endpoint.name: losing})
+    message_id = submit(hub, document(COUNTY, ALCOHOL_PERMIT, BODY))
+
+    [message] = hub.wait_until_settled(1)
+    assert message.status == "delivered"
+    assert [a.outcome for a in hub.attempts(message_id)] == ["retry", "delivered"]
+    hub.wait_for(lambda: register.state.stats()["answers_sent"] == 2, what="both answered")
+    poll_until(hub, lambda: len(receipts(hub)) == 1, "the acknowledgement filed")
+
+    stats = register.state.stats()
+    assert (stats["arrivals"], stats["registered"], stats["repeated_keys"]) == (2, 1, 1)
+    assert [r.kind for r in receipts(hub, message_id)] == [ACK_KIND]
+    poll_until(hub, lambda: hub.queue_depth(endpoint_answers(hub)) == 0, "the answers drained")
+    assert len(receipts(hub, message_id)) == 1
+
+
+def endpoint_answers(hub):
+    return RegisterQueues.of(hub.region.endpoints[f"alkohol@{COUNTY}"]).answers
+
+
+def test_while_the_register_is_down_documents_wait_in_its_queue_and_are_answered_later(
+    hub, register
+):
+    register.set_down(True)
+    hub.start_relay()
+    hub.start_worker()
+    sent = [submit(hub, document(office, ALCOHOL_PERMIT, BODY)) for office, _, _ in OFFICES * 2]
+
+    messages = hub.wait_until_settled(len(sent))
+    assert {row.status for row in messages} == {"delivered"}  # the queue took them
+    queues = [RegisterQueues.of(e) for e in hub.region.endpoints.values() if e.system == "alkohol"]
+    assert sum(hub.queue_depth(q.documents) for q in queues) == len(sent)
+    assert late(hub) == set(sent)  # no acknowledgement yet: late once the deadline passes
+
+    register.set_down(False)
+    poll_until(hub, lambda: len(receipts(hub)) == len(sent), "every acknowledgement filed")
+    assert late(hub) == set()
+    assert all(entry["count"] == 1 for entry in register.state.received().values())
+
+
+def test_while_the_registers_broker_is_unreachable_deliveries_retry_then_flow_none_lost(
+    hub, register, proxy
+):
+    proxy.cut()
+    patient = hub.settings.replace(max_attempts=30, breaker_cool_down_s=1.0)
+    hub.start_relay()
+    hub.start_worker(settings=patient)
+    sent = [submit(hub, document(office, ALCOHOL_PERMIT, BODY)) for office, _, _ in OFFICES]
+
+    hub.wait_for(lambda: every_message_retried(hub, sent), what="every document to be retried")
+    retried = [a for message_id in sent for a in hub.attempts(message_id) if a.outcome == "retry"]
+    assert all("unreachable" in attempt.error_text for attempt in retried)
+    proxy.restore()
+
+    messages = hub.wait_until_settled(len(sent), timeout_s=60)
+    assert {row.status for row in messages} == {"delivered"}
+    poll_until(hub, lambda: len(receipts(hub)) == len(sent), "every acknowledgement filed")
+    assert all(entry["count"] == 1 for entry in register.state.received().values())
+    assert set(register.state.received()) == set(sent)
+
+
+def test_a_refusal_is_filed_with_its_reason_and_the_acknowledgement_stays_awaited(hub, register):
+    register.arm(Fault(FaultKind.REFUSE, times=1, reason="Brak opinii komisji"))
+    hub.start_relay()
+    hub.start_worker()
+    message_id = submit(hub, document(WARSAW, ALCOHOL_PERMIT, BODY))
+
+    hub.wait_until_settled(1)
+    poll_until(hub, lambda: len(receipts(hub)) == 1, "the refusal filed")
+
+    [receipt] = receipts(hub, message_id)
+    assert receipt.kind == REFUSAL_KIND
+    assert json.loads(receipt.document)["reason"] == "Brak opinii komisji"
+    assert late(hub) == {message_id}
+
+
+def test_status_changes_are_filed_once_each_with_a_case_event(hub, register):
+    hub.start_relay()
+    hub.start_worker()
+    message_id = submit(hub, document(WARSAW, ALCOHOL_PERMIT, BODY))
+    hub.wait_until_settled(1)
+    poll_until(hub, lambda: len(receipts(hub)) == 1, "the acknowledgement filed")
+
+    for status in ("w-rozpatrzeniu", "w-rozpatrzeniu", "wydano-decyzje"):
+        register.report_status(message_id, status)
+    hub.wait_for(lambda: register.state.stats()["answers_sent"] == 4, what="statuses sent")
+    poll_until(hub, lambda: len(receipts(hub)) == 3, "both statuses filed")
+
+    statuses = [json.loads(r.document)["status"] for r in receipts(hub) if r.kind == STATUS_KIND]
+    assert statuses == ["w-rozpatrzeniu", "wydano-decyzje"]
+    with hub.store.session() as session:
+        events = [row.event for row in session.query(CaseEventRow).order_by(CaseEventRow.id)]
+    assert events.count(f"receipt {STATUS_KIND}") == 2
+
+
+def test_an_answer_the_hub_cannot_file_is_parked_with_its_reason(hub, register):
+    queues = RegisterQueues.of(hub.region.endpoints[f"alkohol@{WARSAW}"])
+    connection = pika.BlockingConnection(pika.URLParameters(hub.settings.amqp_url))
+    channel = connection.channel()
+    declare_register_queues(channel, queues)
+    stranger = {"kind": "acknowledgement", "envelope_id": str(uuid.uuid4()), "register_number": "1"}
+    for answer_id, body in (("a-1", json.dumps(stranger).encode()), ("a-2", b"not json")):
+        channel.basic_publish(
+            "", queues.answers, body, pika.BasicProperties(message_id=answer_id, delivery_mode=2)
+        )
+
+    poll_until(hub, lambda: hub.queue_depth(queues.parked) == 2, "both answers parked")
+
+    reasons = []
+    for _ in range(2):
+        _method, properties, _body = channel.basic_get(queues.parked, auto_ack=True)
+        reasons.append(properties.headers["hub-park-reason"])
+    connection.close()
+    assert any("the hub sent no document" in reason for reason in reasons)
+    assert any("not JSON" in reason for reason in reasons)
+    assert receipts(hub) == []
