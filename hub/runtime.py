@@ -21,6 +21,7 @@ from hub.signing.keystore import Keystore
 from hub.signing.steps import seal_for_delivery, sign_with_office, verify_signature
 from hub.signing.trust import TrustStore
 from hub.store.repository import Store
+from hub.translate import mapping_steps
 from hub.workers import DeliveryWorker, RoutingWorker, worker_name
 
 
@@ -74,6 +75,7 @@ def route_steps(settings: Settings) -> dict[str, Step]:
     keystore = Keystore(settings.keys, settings.keystore_password)
     steps = {
         **BUILTIN_STEPS,
+        **mapping_steps(),
         "sign_with_office": sign_with_office(keystore),
         "seal_for_delivery": seal_for_delivery(keystore),
     }

@@ -145,7 +145,13 @@ class TaxRegistry:
         """Per idempotency key: how often it arrived and the one record it made."""
         with self.lock:
             return {
-                key: {"count": count, "records": 1, "number": self.by_key[key].declaration_id}
+                key: {
+                    "count": count,
+                    "records": 1,
+                    "number": self.by_key[key].declaration_id,
+                    "form": self.by_key[key].form,
+                    "sha256": self.by_key[key].body_sha256,
+                }
                 for key, count in self.arrivals.items()
                 if key in self.by_key
             }
