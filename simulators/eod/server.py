@@ -12,6 +12,8 @@ Interface (what a real EOD's registration service offers, reduced to the essenti
   hold) and registers the document inside; with ``require_seal`` an unsealed delivery is
   ``400 seal-missing``.
 - ``GET /_sim/stats``: totals; ``GET /_sim/received``: arrivals per envelope id;
+  ``GET /_sim/documents``: registrations per document (base64 SHA-1 of the document
+  itself, unsealed: ePUAP's digest), so a document stored twice under two ids shows;
   ``POST /_sim/faults``: inject ``{"kind": "http503"|"http429"|"http400"|"delay"|"down", "times": n,
   "delay_s": s, "retry_after_s": s}``; ``DELETE /_sim/faults``; ``POST /_sim/reset``.
 
@@ -20,6 +22,8 @@ Tests prove exactly-once delivery from ``/_sim/received``: every envelope id onc
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 import time
 from collections import Counter
@@ -29,7 +33,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from simulators.eod.seal_check import SEALED_CONTENT_TYPE, SealRejected, unseal
+from simulators.eod.seal_check import SEALED_CONTENT_TYPE, SealRejected, opened, unseal
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Registry:
     faults: list[Fault] = field(default_factory=list)
     faulted: int = 0
     sealed: int = 0
+    registrations_by_digest: Counter[str] = field(default_factory=Counter)
 
     def next_fault(self) -> Fault | None:
         """The fault to apply to this request, if any, using one of its ``times``."""
@@ -69,8 +74,11 @@ class Registry:
             self.faulted += 1
             return fault
 
-    def register(self, office: str, key: str, envelope_id: str) -> tuple[str, bool]:
+    def register(
+        self, office: str, key: str, envelope_id: str, document: bytes = b""
+    ) -> tuple[str, bool]:
         """Register under ``key`` once; return the registration number and whether it was new."""
+        digest = base64.b64encode(hashlib.sha1(document).digest()).decode()  # noqa: S324
         with self.lock:
             self.requests += 1
             self.arrivals[envelope_id] += 1
@@ -80,6 +88,7 @@ class Registry:
             number = f"{office}/KW/{len(self.by_key) + 1:07d}/{datetime.now(UTC).year}"
             self.by_key[key] = number
             self.received_at[envelope_id] = datetime.now(UTC).isoformat()
+            self.registrations_by_digest[digest] += 1
             return number, True
 
 
@@ -94,20 +103,20 @@ def create_app(
     state = registry or Registry()
     app.config["REGISTRY"] = state
 
-    def seal_problem() -> tuple[Response, int] | None:
-        sealed = request.mimetype == SEALED_CONTENT_TYPE
-        if not sealed:
+    def unsealed_document() -> bytes | tuple[Response, int]:
+        """The document the request carries, its seal checked; or the problem to answer."""
+        body = request.get_data()
+        if request.mimetype != SEALED_CONTENT_TYPE:
             if require_seal:
                 return _problem(400, "seal-missing", "deliveries must carry the hub's seal")
-            return None
-        if trusted_ca_pem is not None:
-            try:
-                unseal(request.get_data(), trusted_ca_pem)
-            except SealRejected as exc:
-                return _problem(400, "seal-invalid", str(exc))
+            return body
+        try:
+            document = unseal(body, trusted_ca_pem) if trusted_ca_pem is not None else opened(body)
+        except SealRejected as exc:
+            return _problem(400, "seal-invalid", str(exc))
         with state.lock:
             state.sealed += 1
-        return None
+        return document
 
     @app.post("/offices/<office>/documents")
     def register_document(office: str) -> Response | tuple[Response, int]:
@@ -121,11 +130,11 @@ def create_app(
             return _problem(400, "missing-idempotency-key", "Idempotency-Key header is required")
         if not request.get_data():
             return _problem(400, "empty-document", "the request carries no document")
-        refused = seal_problem()
-        if refused is not None:
-            return refused
+        document = unsealed_document()
+        if not isinstance(document, bytes):
+            return document
         envelope_id = request.headers.get("X-Envelope-ID", key)
-        number, new = state.register(office, key, envelope_id)
+        number, new = state.register(office, key, envelope_id, document)
         return jsonify({"registration_number": number, "office": office}), 201 if new else 200
 
     @app.get("/_sim/stats")
@@ -154,6 +163,11 @@ def create_app(
                 }
             )
 
+    @app.get("/_sim/documents")
+    def documents() -> Response:
+        with state.lock:
+            return jsonify(dict(state.registrations_by_digest))
+
     @app.post("/_sim/faults")
     def add_fault() -> tuple[Response, int]:
         spec: dict[str, Any] = request.get_json(force=True)
@@ -179,6 +193,7 @@ def create_app(
             state.by_key.clear()
             state.arrivals.clear()
             state.received_at.clear()
+            state.registrations_by_digest.clear()
             state.faults.clear()
             state.requests = state.repeated_keys = state.faulted = state.sealed = 0
         return jsonify({"reset": True})

@@ -14,7 +14,6 @@ import pika
 import pytest
 from legacy_support import delivery_of, document, every_message_retried, submit, write_region
 from support import OFFICES
-from tcp_proxy import CuttableProxy
 
 from adapters.registers.interface import ACK_KIND, REFUSAL_KIND, STATUS_KIND, RegisterQueues
 from adapters.registers.outbound import RegistersAmqpOutbound, declare_register_queues
@@ -24,6 +23,7 @@ from hub.poller import Poller
 from hub.region import load_region
 from hub.store.models import CaseEventRow, ReceiptRow
 from simulators.registers.peer import Fault, FaultKind, Interface, RegisterSimulator
+from simulators.tcp_proxy import CuttableProxy
 
 ALCOHOL_PERMIT = "urn:hub:legacy:zezwolenie-alkoholowe:1"
 MONUMENT = "urn:hub:legacy:rejestr-zabytkow:1"

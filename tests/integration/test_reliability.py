@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from tcp_proxy import CuttableProxy
 
 from adapters.eod.outbound import EodRestOutbound
 from hub.broker.codec import to_amqp
@@ -13,6 +12,7 @@ from hub.broker.connection import close_quietly, connect
 from hub.envelope import Address, Envelope
 from hub.store.models import AuditRow
 from hub.workers import ENDPOINT_HEADER
+from simulators.tcp_proxy import CuttableProxy
 
 # A simulated crash ends its worker thread with an exception pytest reports; that is the point.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")

@@ -1,4 +1,4 @@
-"""A loopback TCP proxy that a test can cut and restore, to take the broker away mid-flow."""
+"""A loopback TCP proxy that can be cut and restored: a broker or database going away mid-flow."""
 
 from __future__ import annotations
 
