@@ -176,20 +176,20 @@ def replay(delivery_id: str) -> ResponseReturnValue:
     return jsonify(plain(outcome))
 
 
-@blueprint.post("/endpoints/<endpoint>/pause")
+@blueprint.post("/endpoints/<name>/pause")
 @api_requires(Role.OPERATOR)
-def pause(endpoint: str) -> Response:
+def pause(name: str) -> Response:
     """Stop attempting deliveries to the endpoint until resumed."""
-    OperatorActions(store(), settings(), _account()).pause(endpoint, _reason())
-    return jsonify({"endpoint": endpoint, "circuit": "paused"})
+    OperatorActions(store(), settings(), _account()).pause(name, _reason())
+    return jsonify({"endpoint": name, "circuit": "paused"})
 
 
-@blueprint.post("/endpoints/<endpoint>/resume")
+@blueprint.post("/endpoints/<name>/resume")
 @api_requires(Role.OPERATOR)
-def resume(endpoint: str) -> Response:
+def resume(name: str) -> Response:
     """Attempt deliveries to the endpoint again."""
-    OperatorActions(store(), settings(), _account()).resume(endpoint)
-    return jsonify({"endpoint": endpoint, "circuit": "closed"})
+    OperatorActions(store(), settings(), _account()).resume(name)
+    return jsonify({"endpoint": name, "circuit": "closed"})
 
 
 @blueprint.get("/alerts")

@@ -9,7 +9,7 @@ State-changing requests made with a session cookie must carry the CSRF token.
 from __future__ import annotations
 
 import secrets
-from flask import Blueprint, Flask, Response, g, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -20,9 +20,9 @@ from hub.settings import Settings
 from hub.store.queries import status_counts
 from hub.web import problem
 from monitoring import api, dashboard
-from monitoring.auth import current_account, init_auth
+from monitoring.auth import bearer_account, current_account, init_auth
 from monitoring.context import region, settings, store
-from monitoring.i18n import language, language_url, translate
+from monitoring.i18n import language, language_url, this_page_with, translate
 from monitoring.metrics import StoreCollector
 
 blueprint = Blueprint("monitoring", __name__)
@@ -52,15 +52,20 @@ def register(app: Flask) -> None:
     app.register_blueprint(api.blueprint)
     app.register_error_handler(CSRFError, _csrf_refused)
     app.jinja_env.globals.update(
-        t=translate, lang=language, language_url=language_url, account=current_account
+        t=translate,
+        lang=language,
+        language_url=language_url,
+        this_page_with=this_page_with,
+        account=current_account,
     )
 
 
 def _check_csrf() -> None:
     if request.method not in STATE_CHANGING or request.blueprint not in CSRF_GUARDED:
         return
-    current_account()  # loads a bearer account, if any, which marks the request
-    if not g.get("hub_bearer"):
+    # A browser never adds an Authorization header on its own, so a request carrying a
+    # valid bearer token cannot be forged by another site: only cookie requests need it.
+    if bearer_account(request) is None:
         csrf.protect()
 
 

@@ -27,8 +27,8 @@ import click
 from flask import (
     Blueprint,
     Flask,
+    Request,
     current_app,
-    g,
     redirect,
     render_template,
     request,
@@ -164,7 +164,7 @@ def init_auth(app: Flask, settings: Settings) -> None:
     manager = LoginManager(app)
     manager.login_view = "auth.login"
     manager.user_loader(accounts.people.get)
-    manager.request_loader(_bearer_account)
+    manager.request_loader(bearer_account)
     app.register_blueprint(blueprint)
 
 
@@ -172,14 +172,12 @@ def _accounts() -> Accounts:
     return cast(Accounts, current_app.config["HUB_ACCOUNTS"])
 
 
-def _bearer_account(incoming: Any) -> Account | None:
+def bearer_account(incoming: Request) -> Account | None:
+    """The machine whose bearer token the request carries, if the token is valid."""
     scheme, _, token = incoming.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
-    account = _accounts().check_token(token.strip())
-    if account is not None:
-        g.hub_bearer = True  # a bearer request carries no cookie, so it needs no CSRF token
-    return account
+    return _accounts().check_token(token.strip())
 
 
 def current_account() -> Account | None:

@@ -119,22 +119,22 @@ def replay(delivery_id: str) -> ResponseReturnValue:
     return redirect(back if back.startswith("/dashboard/") else url_for("dashboard.dead"))
 
 
-@blueprint.post("/endpoints/<endpoint>/pause")
+@blueprint.post("/endpoints/<name>/pause")
 @page_requires(Role.OPERATOR)
-def pause(endpoint: str) -> ResponseReturnValue:
+def pause(name: str) -> ResponseReturnValue:
     """Pause an endpoint from the overview."""
     reason = request.form.get("reason", "").strip() or "paused from the dashboard"
-    OperatorActions(store(), settings(), _account()).pause(endpoint, reason)
-    flash(f"{translate('paused')}: {endpoint}")
+    OperatorActions(store(), settings(), _account()).pause(name, reason)
+    flash(f"{translate('paused')}: {name}")
     return redirect(url_for("dashboard.overview"))
 
 
-@blueprint.post("/endpoints/<endpoint>/resume")
+@blueprint.post("/endpoints/<name>/resume")
 @page_requires(Role.OPERATOR)
-def resume(endpoint: str) -> ResponseReturnValue:
+def resume(name: str) -> ResponseReturnValue:
     """Resume an endpoint from the overview."""
-    OperatorActions(store(), settings(), _account()).resume(endpoint)
-    flash(f"{translate('resumed')}: {endpoint}")
+    OperatorActions(store(), settings(), _account()).resume(name)
+    flash(f"{translate('resumed')}: {name}")
     return redirect(url_for("dashboard.overview"))
 
 

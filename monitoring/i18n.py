@@ -7,7 +7,9 @@ in the session), else the browser's ``Accept-Language``, else Polish.
 
 from __future__ import annotations
 
-from flask import request, session, url_for
+from urllib.parse import urlencode
+
+from flask import request, session
 
 LANGUAGES = ("pl", "en")
 DEFAULT_LANGUAGE = "pl"
@@ -131,7 +133,11 @@ def translate(key: str) -> str:
     return words[LANGUAGES.index(language())]
 
 
+def this_page_with(**changes: str) -> str:
+    """This page's address with some query arguments changed (a sort order, a language)."""
+    return f"{request.path}?{urlencode({**request.args.to_dict(), **changes})}"
+
+
 def language_url(code: str) -> str:
     """This page again, in the language ``code``."""
-    arguments = {**request.args.to_dict(), **(request.view_args or {}), "lang": code}
-    return url_for(request.endpoint or "dashboard.overview", **arguments)
+    return this_page_with(lang=code)
