@@ -178,9 +178,7 @@ class AlertEvaluator:
         with self._store.transaction() as connection:
             ongoing = {
                 (row.rule, row.subject): row
-                for row in connection.execute(
-                    select(ALERTS).where(ALERTS.c.resolved_at.is_(None))
-                )
+                for row in connection.execute(select(ALERTS).where(ALERTS.c.resolved_at.is_(None)))
             }
             for key, finding in findings.items():
                 row = ongoing.get(key)
@@ -203,9 +201,7 @@ class AlertEvaluator:
                         )
                     )
                 else:
-                    connection.execute(
-                        update(ALERTS).where(ALERTS.c.id == row.id).values(**values)
-                    )
+                    connection.execute(update(ALERTS).where(ALERTS.c.id == row.id).values(**values))
             for key, row in ongoing.items():
                 if key not in findings:
                     connection.execute(
@@ -292,9 +288,7 @@ def alert_log(store: Store, limit: int = ALERT_LOG_LIMIT) -> list[dict[str, Any]
             for key, value in row._mapping.items()
         }
         item["details"] = json.loads(row.details or "{}")
-        item["state"] = (
-            "resolved" if row.resolved_at else ("firing" if row.fired_at else "pending")
-        )
+        item["state"] = "resolved" if row.resolved_at else ("firing" if row.fired_at else "pending")
         alerts.append(item)
     return alerts
 

@@ -140,7 +140,9 @@ class Accounts:
     @classmethod
     def from_settings(cls, settings: Settings) -> Accounts:
         """Parse ``dashboard_users`` and ``dashboard_tokens``."""
-        return cls(parse_accounts(settings.dashboard_users), parse_accounts(settings.dashboard_tokens))
+        return cls(
+            parse_accounts(settings.dashboard_users), parse_accounts(settings.dashboard_tokens)
+        )
 
     def check_password(self, name: str, password: str) -> Account | None:
         """The person if ``password`` is theirs, else None."""
@@ -258,7 +260,10 @@ def _safe_next(target: str | None) -> str:
 @click.command("dashboard-user")
 @click.argument("name")
 @click.option(
-    "--role", type=click.Choice(["viewer", "operator", "admin"]), default="viewer", show_default=True
+    "--role",
+    type=click.Choice(["viewer", "operator", "admin"]),
+    default="viewer",
+    show_default=True,
 )
 @click.password_option(help="The person's password (asked twice if not given).")
 def dashboard_user_command(name: str, role: str, password: str) -> None:

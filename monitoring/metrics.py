@@ -123,7 +123,8 @@ class StoreCollector(Collector):
             "hub_endpoint_dead", "Deliveries dead now, awaiting an operator", labels=ENDPOINT_LABELS
         )
         backlog = GaugeMetricFamily(
-            "hub_endpoint_backlog", "Deliveries waiting (pending, delivering, retrying)",
+            "hub_endpoint_backlog",
+            "Deliveries waiting (pending, delivering, retrying)",
             labels=ENDPOINT_LABELS,
         )
         oldest = GaugeMetricFamily(

@@ -77,9 +77,7 @@ def trace_document(found: Trace, account: Account) -> dict[str, Any]:
         "headers": found.headers if sees else mask_headers(found.headers),
         "sender": None if sender is None else plain(sender if sees else sender.masked()),
         "body_preview": _preview(found.body) if sees else None,
-        "hops": [
-            {**plain(hop), "detail": _masked(hop.detail, sees)} for hop in found.hops
-        ],
+        "hops": [{**plain(hop), "detail": _masked(hop.detail, sees)} for hop in found.hops],
         "signature_checks": [_signature(check, sees) for check in found.signature_checks],
         "receipts": found.receipts,
         "audit": [_audit(entry, sees) for entry in found.audit],
@@ -123,7 +121,11 @@ def _delivery(delivery: dict[str, Any], sees: bool) -> dict[str, Any]:
 def _signature(check: dict[str, Any], sees: bool) -> dict[str, Any]:
     if sees:
         return check
-    return {**check, "signer": mask_words(check["signer"] or ""), "reason": mask_text(check["reason"])}
+    return {
+        **check,
+        "signer": mask_words(check["signer"] or ""),
+        "reason": mask_text(check["reason"]),
+    }
 
 
 def _audit(entry: dict[str, Any], sees: bool) -> dict[str, Any]:

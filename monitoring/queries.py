@@ -333,7 +333,9 @@ def trace(store: Store, message_id: str) -> Trace | None:
             headers=json.loads(message.headers or "{}"),
             body=message.body,
             deliveries=_deliveries(connection, message_id),
-            receipts=_rows(connection, RECEIPTS, RECEIPTS.c.message_id == message_id, ("document",)),
+            receipts=_rows(
+                connection, RECEIPTS, RECEIPTS.c.message_id == message_id, ("document",)
+            ),
             signature_checks=_rows(
                 connection, SIGNATURE_CHECKS, SIGNATURE_CHECKS.c.message_id == message_id
             ),
@@ -552,8 +554,7 @@ def _plain(row: Any, leave_out: Sequence[str] = ()) -> dict[str, Any]:
     for name in leave_out:
         values.pop(name, None)
     return {
-        key: aware(value) if isinstance(value, datetime) else value
-        for key, value in values.items()
+        key: aware(value) if isinstance(value, datetime) else value for key, value in values.items()
     }
 
 

@@ -228,7 +228,12 @@ def test_metrics_per_endpoint_and_office_parse_as_prometheus_text(settings, stor
         samples[
             (
                 "hub_queue_messages",
-                (("endpoint", "eod@1421"), ("kind", "delivery"), ("office", "1421"), ("queue", queue)),
+                (
+                    ("endpoint", "eod@1421"),
+                    ("kind", "delivery"),
+                    ("office", "1421"),
+                    ("queue", queue),
+                ),
             )
         ]
         == 0

@@ -6,13 +6,12 @@ the pages show what the workers would have written.
 
 from __future__ import annotations
 
-import random
 import re
-from datetime import timedelta
 
 import pytest
 from dashboard_support import (
     OPERATOR_TOKEN,
+    Traffic,
     bearer,
     csrf_token,
     log_in,
@@ -21,99 +20,8 @@ from dashboard_support import (
 from sqlalchemy import select
 
 from hub.breaker import CircuitBreakers
-from hub.envelope import Address, Envelope
-from hub.errors import PermanentDeliveryError, TransientDeliveryError
-from hub.receipts import Evidence
 from hub.store.models import AuditRow, DeliveryRow
-from hub.store.repository import AwaitedReceipt, PlannedDelivery, SignatureCheck, utcnow
 from hub.web import create_app
-from simulators.epuap.documents import generate_pismo_ogolne
-
-PISMO_OGOLNE = "http://crd.gov.pl/wzor/2013/12/12/1410/"
-
-
-class Traffic:
-    """A few documents in every state the dashboard shows."""
-
-    def __init__(self, store):
-        self.store = store
-        filing = generate_pismo_ogolne(random.Random(5), office_name="Urząd", office_teryt="1421")
-        self.body = filing.content
-        self.pesel = re.search(rb"<oso:PESEL>(\d{11})</oso:PESEL>", self.body).group(1).decode()
-        self.surname = re.search(rb"<oso:Nazwisko>([^<]+)<", self.body).group(1).decode()
-        self.delivered = self._delivered()
-        self.dead, self.dead_delivery = self._dead()
-        self.retrying = self._retrying()
-
-    def _accept(self, office, external_id=None, headers=None):
-        envelope = Envelope(
-            document_type=PISMO_OGOLNE,
-            source="epuap",
-            destination=Address(office),
-            body=self.body,
-            headers=headers or {"epuap-reply-to": "/obywatel/skrytka", "filename": "pismo.xml"},
-        )
-        self.store.accept(envelope, external_id=external_id)
-        return str(envelope.envelope_id)
-
-    def _route(self, message_id, endpoint, check=None):
-        [ticket] = self.store.record_routing(
-            message_id, [PlannedDelivery(endpoint, "pismo-ogolne-to-eod")], check
-        )
-        return ticket.delivery_id
-
-    def _delivered(self):
-        message_id = self._accept("146501_1", external_id="epuap:/umwarszawa/skrytka:2026:abc")
-        delivery_id = self._route(
-            message_id,
-            "eod@146501_1",
-            SignatureCheck(True, signer=f"Zofia {self.surname}", certificate_serial="1234"),
-        )
-        claim = self.store.claim_delivery(delivery_id, "worker-1", 60)
-        self.store.complete_delivery(
-            delivery_id,
-            claim,
-            "146501_1/KW/0000001/2026",
-            [Evidence("UPP", b"<upp/>", external_id="UPP-1", signature_valid=True)],
-            AwaitedReceipt("UPD", utcnow() + timedelta(days=14)),
-        )
-        return message_id
-
-    def _dead(self):
-        message_id = self._accept(
-            "1421", headers={"edoreczenia-message-id": "EDOR-77", "edoreczenia-sender": "AE:PL-1"}
-        )
-        delivery_id = self._route(message_id, "eod@1421")
-        claim = self.store.claim_delivery(delivery_id, "worker-1", 60)
-        self.store.fail_delivery(
-            delivery_id,
-            claim,
-            TransientDeliveryError("EOD answered 503"),
-            give_up=False,
-            next_attempt_at=None,
-        )
-        claim = self.store.claim_delivery(delivery_id, "worker-1", 60)
-        self.store.fail_delivery(
-            delivery_id,
-            claim,
-            PermanentDeliveryError(f"EOD refused: PESEL {self.pesel} does not match"),
-            give_up=True,
-            next_attempt_at=None,
-        )
-        return message_id, delivery_id
-
-    def _retrying(self):
-        message_id = self._accept("1421")
-        delivery_id = self._route(message_id, "eod@1421")
-        claim = self.store.claim_delivery(delivery_id, "worker-2", 60)
-        self.store.fail_delivery(
-            delivery_id,
-            claim,
-            TransientDeliveryError("timeout"),
-            give_up=False,
-            next_attempt_at=utcnow() + timedelta(seconds=10),
-        )
-        return message_id
 
 
 @pytest.fixture
@@ -409,9 +317,12 @@ def test_a_viewer_can_neither_replay_nor_pause(app, traffic, store):
         headers={"X-CSRFToken": token},
     )
     assert api.status_code == 403
-    assert client.post(
-        "/api/endpoints/eod@1421/pause", json={"reason": "x"}, headers=bearer()
-    ).status_code == 403
+    assert (
+        client.post(
+            "/api/endpoints/eod@1421/pause", json={"reason": "x"}, headers=bearer()
+        ).status_code
+        == 403
+    )
     assert delivery_status(store, traffic.dead_delivery) == "dead"
     assert CircuitBreakers(store, app.config["HUB_SETTINGS"]).states() == []
 
@@ -467,7 +378,11 @@ def test_an_operator_pauses_and_resumes_an_endpoint_and_both_are_audited(app, tr
         data={"csrf_token": token, "reason": "EOD upgrade tonight"},
     )
     [state] = breakers.states()
-    assert (state.state, state.changed_by, state.reason) == ("paused", "otto", "EOD upgrade tonight")
+    assert (state.state, state.changed_by, state.reason) == (
+        "paused",
+        "otto",
+        "EOD upgrade tonight",
+    )
     assert "paused" in page(client.get("/dashboard/"))
 
     client.post("/dashboard/endpoints/eod@1421/resume", data={"csrf_token": token})
