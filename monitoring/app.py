@@ -9,6 +9,7 @@ State-changing requests made with a session cookie must carry the CSRF token.
 from __future__ import annotations
 
 import secrets
+
 from flask import Blueprint, Flask, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect

@@ -280,6 +280,7 @@ def office_figures(
     return sorted(offices.values(), key=lambda item: item.office)
 
 
+_FAR = datetime.max.replace(tzinfo=utcnow().tzinfo)
 SORT_KEYS = {
     "backlog": lambda item: -item.backlog,
     "error_rate": lambda item: -item.error_rate,
@@ -429,9 +430,6 @@ def dead_since(store: Store, since: datetime) -> dict[str, int]:
 
 
 # ---- helpers ------------------------------------------------------------------------
-
-_FAR = datetime.max.replace(tzinfo=utcnow().tzinfo)
-
 
 def _dead() -> Any:
     return DELIVERIES.c.status == DeliveryStatus.DEAD.value

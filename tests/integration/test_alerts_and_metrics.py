@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
+from dashboard_support import bearer, log_in, with_accounts
 from flask import Flask, request
 from prometheus_client.parser import text_string_to_metric_families
 from support import serve_in_thread
@@ -183,8 +184,6 @@ def test_hub_alerts_once_evaluates_and_prints(settings, store, monkeypatch):
 
 
 def test_the_alerts_api_and_page_show_the_log(settings, store, evaluator):
-    from dashboard_support import bearer, log_in, with_accounts
-
     kill(store, accept_and_route(store))
     evaluator.evaluate()
     app = create_app(with_accounts(settings), store)
