@@ -431,6 +431,7 @@ def dead_since(store: Store, since: datetime) -> dict[str, int]:
 
 # ---- helpers ------------------------------------------------------------------------
 
+
 def _dead() -> Any:
     return DELIVERIES.c.status == DeliveryStatus.DEAD.value
 
