@@ -39,7 +39,7 @@ def _account() -> Account:
 def _window() -> str:
     window = request.args.get("window", "hour")
     if window not in queries.WINDOWS:
-        raise _BadRequest("bad-window", "window must be hour or day")
+        raise _BadRequest("bad-window", "window must be 15m, hour or day")
     return window
 
 

@@ -28,6 +28,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "password": ("Hasło", "Password"),
     "login_failed": ("Nieprawidłowa nazwa lub hasło.", "Wrong name or password."),
     "forbidden": ("Brak uprawnień: potrzebna rola", "Not allowed: this needs the role"),
+    "last_15m": ("Ostatni kwadrans", "Last 15 minutes"),
     "last_hour": ("Ostatnia godzina", "Last hour"),
     "last_day": ("Ostatnia doba", "Last day"),
     "received": ("Przyjęte", "Received"),

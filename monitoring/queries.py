@@ -42,9 +42,10 @@ AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
 CASE_EVENTS: Table = CaseEventRow.__table__  # type: ignore[assignment]
 ENDPOINT_STATES: Table = EndpointStateRow.__table__  # type: ignore[assignment]
 
-WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-# One chart point per minute over an hour, per half hour over a day.
-BUCKETS = {"hour": timedelta(minutes=1), "day": timedelta(minutes=30)}
+WINDOWS = {"15m": timedelta(minutes=15), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+# One chart point per 15 s over the live quarter hour, per minute over an hour, per half
+# hour over a day.
+BUCKETS = {"15m": timedelta(seconds=15), "hour": timedelta(minutes=1), "day": timedelta(minutes=30)}
 WAITING_STATUSES = [
     status.value for status in DeliveryStatus if status not in FINAL_DELIVERY_STATUSES
 ]
@@ -165,7 +166,7 @@ class Trace:
 
 
 def window_start(window: str, now: datetime | None = None) -> datetime:
-    """When ``window`` (hour or day) began."""
+    """When ``window`` (15m, hour or day) began."""
     return (now or utcnow()) - WINDOWS[window]
 
 

@@ -12,7 +12,9 @@
 
   function chart(id, series, data) {
     const element = document.getElementById(id);
-    const options = { width: width(element), height: 240, series: [{}, ...series], scales: { x: { time: true } } };
+    // Points as well as lines: a minute with deliveries between quiet minutes is one point.
+    const drawn = series.map((line) => ({ ...line, points: { show: true, size: 4 }, spanGaps: true }));
+    const options = { width: width(element), height: 240, series: [{}, ...drawn], scales: { x: { time: true } } };
     const plot = new uPlot(options, [times, ...data], element);
     window.addEventListener("resize", () => plot.setSize({ width: width(element), height: 240 }));
   }
