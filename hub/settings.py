@@ -62,6 +62,21 @@ class Settings:
     keystore_dir: Path | None = None
     keystore_password: str = ""
     trust_store_dir: Path | None = None
+    # The dashboard's people: "name:role:password-hash" entries (role viewer, operator or
+    # admin; the hash from ``hub dashboard-user``), separated by commas or whitespace.
+    dashboard_users: str = ""
+    # Bearer tokens for the dashboard's JSON API: "name:role:sha256-of-token" entries.
+    dashboard_tokens: str = ""
+    # Signs session cookies; empty means a random key per start (sessions end on restart).
+    dashboard_secret_key: str = ""
+    alert_webhook_url: str = ""
+    alert_interval_s: float = 60.0
+    alert_dead_window_s: float = 900.0
+    alert_open_circuit_s: float = 600.0
+    # How long a document may wait for its endpoint before the backlog alert fires, until
+    # the service catalogue carries statutory deadlines (an endpoint's region options may
+    # set its own ``max_backlog_age_s``).
+    alert_max_backlog_age_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if not self.database_url:

@@ -37,6 +37,7 @@ from hub.states import MessageStatus
 from hub.store.migrate import upgrade_database
 from hub.store.models import MessageRow, ReceiptRow
 from hub.store.repository import Store
+from monitoring.auth import user_entry
 from simulators.epuap.documents import generate_pismo_ogolne
 from simulators.processes import ChildProcess, start_hub_process, start_simulator, stop_all
 from simulators.serving import free_port
@@ -45,6 +46,7 @@ DEMO_QUEUE_SUFFIX = "-demo"
 PISMO_OGOLNE = "http://crd.gov.pl/wzor/2013/12/12/1410/"
 DECISION_TYPE = "urn:hub:eod:decyzja:1"
 MAX_DECISIONS = 50
+DEMO_OPERATOR = "operator"
 FINAL_STATUSES = {MessageStatus.DELIVERED, MessageStatus.DEAD, MessageStatus.REJECTED}
 
 
@@ -156,6 +158,9 @@ class Demo:
         self.urls: dict[str, str] = {}
         self.store = Store.from_url(settings.database_url)
         self.intake_token = secrets.token_urlsafe(24)
+        # The demo's own dashboard login, made afresh each run and printed at start; a
+        # configured dashboard_users is left in charge instead.
+        self.dashboard_password = "" if settings.dashboard_users else secrets.token_urlsafe(12)
         self.http_port = settings.http_port if serve else free_port()
         self.hub_url = f"http://{settings.http_host}:{self.http_port}"
         self.started_at = datetime.now(UTC)
@@ -200,6 +205,12 @@ class Demo:
         self.children.append(start_hub_process("poller", ["poll"], env, log_dir))
         # The HTTP API always runs: the simulated EOD hands decisions over through it.
         self.children.append(start_hub_process("serve", ["serve", "--workers", "1"], env, log_dir))
+        if self.dashboard_password:
+            click.echo(
+                f"dashboard: {self.hub_url}/dashboard/ "
+                f"(login {DEMO_OPERATOR} / {self.dashboard_password})",
+                err=True,
+            )
 
     def run(self, documents: int, timeout_s: float) -> DemoResult:
         """Fill the inboxes, wait for every filing to settle, answer some, and measure."""
@@ -261,6 +272,14 @@ class Demo:
             "HUB_TRUST_STORE_DIR": str(self.settings.trust.resolve()),
             "HUB_HTTP_PORT": str(self.http_port),
             "HUB_INTAKE_TOKEN": self.intake_token,
+            **self._dashboard_env(),
+        }
+
+    def _dashboard_env(self) -> dict[str, str]:
+        if not self.dashboard_password:
+            return {}
+        return {
+            "HUB_DASHBOARD_USERS": user_entry(DEMO_OPERATOR, "operator", self.dashboard_password)
         }
 
     def _enqueue(self, documents: int) -> None:

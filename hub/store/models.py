@@ -265,3 +265,24 @@ class QuarantineRow(Base):
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
     truncated: Mapped[bool] = mapped_column(Boolean)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AlertRow(Base):
+    """One alert from its start to its end, so an ongoing alert is told once, not every cycle."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_open", "rule", "subject", "resolved_at"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[str] = mapped_column(String(20))
+    summary: Mapped[str] = mapped_column(Text)
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set once the condition has held long enough (e.g. a circuit open for N minutes).
+    fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,9 +1,14 @@
-"""The monitoring routes over a real store, through Flask's test client."""
+"""The monitoring routes over a real store, through Flask's test client.
+
+The JSON API now needs a login or a bearer token, so these tests send a viewer's token;
+/healthz, /readyz and /metrics stay open to machines.
+"""
 
 from __future__ import annotations
 
 import uuid
 
+from dashboard_support import bearer, with_accounts
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub.breaker import CircuitBreakers
@@ -17,18 +22,21 @@ def test_summary_and_trace_show_what_the_store_holds(settings, store):
         document_type="t", source="epuap", destination=Address("1421"), body=b"<a/>"
     )
     store.accept(envelope)
-    client = create_app(settings, store).test_client()
+    client = create_app(with_accounts(settings), store).test_client()
 
     assert client.get("/healthz").json == {"status": "ok"}
-    assert client.get("/api/summary").json == {"messages_by_status": {"accepted": 1}}
-    trace = client.get(f"/api/messages/{envelope.envelope_id}").json
+    assert client.get("/api/summary", headers=bearer()).json == {
+        "messages_by_status": {"accepted": 1}
+    }
+    trace = client.get(f"/api/messages/{envelope.envelope_id}", headers=bearer()).json
     assert trace["status"] == "accepted"
     assert trace["destination"] == "1421"
     assert trace["deliveries"] == []
 
 
 def test_an_unknown_message_is_a_problem_404(settings, store):
-    response = create_app(settings, store).test_client().get(f"/api/messages/{uuid.uuid4()}")
+    client = create_app(with_accounts(settings), store).test_client()
+    response = client.get(f"/api/messages/{uuid.uuid4()}", headers=bearer())
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
     assert response.json["type"] == "urn:hub:problem:not-found"

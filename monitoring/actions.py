@@ -1,0 +1,75 @@
+"""What operators do from the dashboard: replay dead letters, pause and resume endpoints.
+
+Every action lands in the hub's hash-chained audit log with who did it, rather than in a
+table of its own: the audit log is already the one tamper-evident record of who changed
+what (the store writes a replay's ``replayed`` row, with its actor and reason, in the
+replay's own transaction), and a second, unchained table would be an editable copy of
+the same facts. The circuit breaker records only the last ``changed_by`` of an endpoint,
+so pauses and resumes get their audit rows here (``endpoint-paused``,
+``endpoint-resumed``), written right after the change, chained by the relay like every
+other row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+
+from sqlalchemy import Table, insert
+
+from hub.breaker import CircuitBreakers
+from hub.settings import Settings
+from hub.store.models import AuditRow
+from hub.store.repository import Store, utcnow
+from monitoring.auth import Account
+
+AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOutcome:
+    """What became of one requested replay."""
+
+    delivery_id: str
+    replayed: bool
+    message_id: str | None
+
+
+class OperatorActions:
+    """The actions of one operator, each recorded with their name and role."""
+
+    def __init__(self, store: Store, settings: Settings, account: Account) -> None:
+        self._store = store
+        self._breakers = CircuitBreakers(store, settings)
+        self._account = account
+
+    def replay(self, delivery_id: str, reason: str) -> ReplayOutcome:
+        """Send a dead delivery again once; a delivery no longer dead is left as it is."""
+        message_id = self._store.replay_delivery(delivery_id, self._account.name, reason)
+        return ReplayOutcome(delivery_id, message_id is not None, message_id)
+
+    def pause(self, endpoint: str, reason: str) -> None:
+        """Stop attempting deliveries to ``endpoint``, and record who and why."""
+        self._breakers.pause(endpoint, self._account.name, reason)
+        self._audit("endpoint-paused", endpoint=endpoint, reason=reason)
+
+    def resume(self, endpoint: str) -> None:
+        """Attempt deliveries to ``endpoint`` again, and record who."""
+        self._breakers.resume(endpoint, self._account.name)
+        self._audit("endpoint-resumed", endpoint=endpoint)
+
+    def _audit(self, event: str, **details: object) -> None:
+        details.update(actor=self._account.name, role=self._account.role.name.lower())
+        with self._store.transaction() as connection:
+            connection.execute(
+                insert(AUDIT).values(
+                    message_id=None,
+                    event=event,
+                    # The process, as the store's own rows name it; the person is in details.
+                    actor=f"{socket.gethostname()}:{os.getpid()}",
+                    details=json.dumps(details, sort_keys=True, ensure_ascii=False),
+                    occurred_at=utcnow(),
+                )
+            )
