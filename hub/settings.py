@@ -77,6 +77,8 @@ class Settings:
     # the service catalogue carries statutory deadlines (an endpoint's region options may
     # set its own ``max_backlog_age_s``).
     alert_max_backlog_age_s: float = 3600.0
+    # Who may call the case API: ``name:portal|office=<id>:sha256-of-token`` entries.
+    case_api_clients: str = ""
 
     def __post_init__(self) -> None:
         if not self.database_url:

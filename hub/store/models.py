@@ -155,6 +155,9 @@ class CaseRow(Base):
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     office: Mapped[str] = mapped_column(String(20), index=True)
+    # Who filed it, as the platform named them (e.g. ``epuap:/jan-kowalski/skrytka``):
+    # the portal shows a case to its own party only.
+    party: Mapped[str | None] = mapped_column(String(200), index=True)
     status: Mapped[str] = mapped_column(String(40))
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -893,6 +893,31 @@ def _delivery_values(
     }
 
 
+# The Code of Administrative Procedure's default (art. 35 KPA): a case is settled within
+# a month; a service with its own statutory deadline says so in the envelope header.
+DEFAULT_CASE_DEADLINE_DAYS = 30
+DEADLINE_HEADER = "statutory-deadline-days"
+# The headers in which inbound platforms name who filed a document, and their prefixes.
+PARTY_HEADERS = (("epuap-reply-to", "epuap:"), ("edoreczenia-sender", "ade:"), ("party", ""))
+
+
+def party_of(envelope: Envelope) -> str | None:
+    """Who filed ``envelope``, as its platform named them (None if no platform said)."""
+    for header_name, prefix in PARTY_HEADERS:
+        value = envelope.headers.get(header_name)
+        if value:
+            return f"{prefix}{value}"[:200]
+    return None
+
+
+def statutory_deadline_days(envelope: Envelope) -> int:
+    """The days the office has to settle the case this document opens."""
+    try:
+        return int(envelope.headers.get(DEADLINE_HEADER, DEFAULT_CASE_DEADLINE_DAYS))
+    except ValueError:
+        return DEFAULT_CASE_DEADLINE_DAYS
+
+
 def _open_case(connection: Connection, envelope: Envelope, now: datetime) -> None:
     known = connection.scalar(SELECT_CASE, {"case_id": envelope.correlation_id})
     if known is None:
@@ -901,9 +926,11 @@ def _open_case(connection: Connection, envelope: Envelope, now: datetime) -> Non
             {
                 "id": envelope.correlation_id,
                 "office": envelope.destination.office,
+                "party": party_of(envelope),
                 "status": "received",
                 "opened_at": now,
                 "updated_at": now,
+                "deadline_at": now + timedelta(days=statutory_deadline_days(envelope)),
             },
         )
     _add_case_event(connection, envelope.correlation_id, "received", now, str(envelope.envelope_id))
