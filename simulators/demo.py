@@ -15,12 +15,14 @@ import json
 import os
 import random
 import secrets
+import signal
 import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -114,6 +116,7 @@ def demo_command(
     serve: bool,
 ) -> None:
     """Carry N simulated ePUAP filings to K offices' EOD systems, end to end."""
+    stop_on_sigterm()
     demo = Demo(_demo_settings(settings), offices, workers, serve=serve)
     try:
         demo.start(serve)
@@ -125,6 +128,15 @@ def demo_command(
         demo.stop()
     if not result.succeeded:
         raise SystemExit(1)
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM stop the run like Ctrl-C: the children are stopped, not orphaned."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _demo_settings(settings: Settings) -> Settings:

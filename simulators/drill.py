@@ -39,7 +39,7 @@ from hub.errors import HubError
 from hub.settings import Settings
 from hub.store.models import AttemptRow
 from hub.store.repository import Store
-from simulators.demo import FINAL_STATUSES, Demo, _demo_settings
+from simulators.demo import FINAL_STATUSES, Demo, _demo_settings, stop_on_sigterm
 from simulators.processes import start_hub_process
 from simulators.tcp_proxy import CuttableProxy
 
@@ -148,6 +148,7 @@ def drill_command(
     )
     if broker == "restart" and shutil.which("rabbitmqctl") is None:
         raise click.UsageError("--broker restart needs rabbitmqctl on PATH; use --broker cut")
+    stop_on_sigterm()
     recreate_database(database_url)
     drill = Drill(_drill_settings(settings, database_url), offices, workers, plan)
     try:

@@ -83,7 +83,7 @@ class Traffic:
 
     def _route(self, message_id, endpoint, check=None):
         [ticket] = self.store.record_routing(
-            message_id, [PlannedDelivery(endpoint, "pismo-ogolne-to-eod")], check
+            message_id, [PlannedDelivery(endpoint, "pismo-ogolne-to-eod")], [check] if check else ()
         )
         return ticket.delivery_id
 

@@ -12,6 +12,7 @@ import base64
 import shutil
 
 import pytest
+from dashboard_support import bearer, with_accounts
 from lxml import etree
 from support import OFFICES, Simulator, serve_in_thread
 
@@ -221,7 +222,12 @@ def test_a_upd_that_has_not_come_by_its_deadline_is_flagged_late_until_it_comes(
         "UPD",
         "epuap@146501_1",
     )
-    api = create_app(settings, hub.store).test_client().get("/api/receipts/late").json
+    api = (
+        create_app(with_accounts(settings), hub.store)
+        .test_client()
+        .get("/api/receipts/late", headers=bearer())
+        .json
+    )
     assert api["count"] == 1
 
     epuap.admin("POST", "/_sim/upd/release")
