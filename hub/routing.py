@@ -110,11 +110,32 @@ def routes_for(region: Region, envelope: Envelope) -> list[RouteConfig]:
     if named is not None and named not in region.services:
         return []
     document_type = _document_type(region, envelope)
-    explicit = [route for route in region.routes if _matches(route, envelope, document_type)]
+    return _with_catalogue(
+        [route for route in region.routes if _matches(route, envelope, document_type)],
+        [route for route in region.catalogue_routes() if _matches(route, envelope, document_type)],
+    )
+
+
+def service_routes(region: Region, service: ServiceConfig, office: str) -> list[RouteConfig]:
+    """The routes a filing of ``service`` to ``office`` takes, whatever channel it came by."""
+
+    def takes(route: RouteConfig) -> bool:
+        return route.document_type == service.form and (
+            route.offices is None or office in route.offices
+        )
+
+    return _with_catalogue(
+        [route for route in region.routes if takes(route)],
+        [route for route in region.catalogue_routes() if takes(route)],
+    )
+
+
+def _with_catalogue(explicit: list[RouteConfig], catalogue: list[RouteConfig]) -> list[RouteConfig]:
+    """Explicit routes, then the catalogue's to systems no explicit route (or earlier one) took."""
     taken = {route.target_system for route in explicit}
     implied: list[RouteConfig] = []
-    for route in region.catalogue_routes():
-        if route.target_system not in taken and _matches(route, envelope, document_type):
+    for route in catalogue:
+        if route.target_system not in taken:
             taken.add(route.target_system)
             implied.append(route)
     return explicit + implied
