@@ -4,6 +4,7 @@
 
     HubError
     ├── ConfigurationError          → the process refuses to start; fix the settings
+    │   └── RegionInvalid           (names the table and key of the region file at fault)
     ├── BrokerUnavailable           → the process waits and reconnects; nothing is lost
     ├── StoreUnavailable            → the unit of work is retried; nothing is acked
     ├── InboundUnavailable          → a polled channel failed; polled again next round
@@ -38,6 +39,22 @@ class ConfigurationError(HubError):
     """Settings or routing configuration are wrong; the process cannot start."""
 
     code = "configuration"
+
+
+class RegionInvalid(ConfigurationError):
+    """A region file's table is wrong; ``table``, ``index`` and ``key`` say which one.
+
+    TOML parsers report only syntax errors with a line; the loader turns this location
+    (the ``index``-th ``[[table]]``, its ``key``) into a line of the file.
+    """
+
+    code = "region-invalid"
+
+    def __init__(self, reason: str, table: str, index: int, key: str | None = None) -> None:
+        super().__init__(reason)
+        self.table = table
+        self.index = index
+        self.key = key
 
 
 class BrokerUnavailable(HubError):

@@ -15,7 +15,8 @@ from hub.broker.topology import Topology
 from hub.poller import Poller
 from hub.region import Region, load_region
 from hub.relay import OutboxRelay
-from hub.routing import BUILTIN_STEPS, Router, Step
+from hub.reload import RouterSource
+from hub.routing import BUILTIN_STEPS, Step
 from hub.settings import Settings
 from hub.signing.keystore import Keystore
 from hub.signing.steps import seal_for_delivery, sign_with_office, verify_signature
@@ -42,17 +43,27 @@ def build_worker(
     """A consumer loop that routes accepted documents and/or delivers to endpoints.
 
     ``delivery`` replaces the default delivery worker (tests hand in one whose adapters
-    fail on purpose).
+    fail on purpose). Both follow the region file: a valid new version is taken between
+    messages (setting ``region_reload_s``), with queues for its new endpoints declared
+    before anything is routed to them and consumed by the delivering loops.
     """
-    region = load_region(settings.region_path)
+    routers = RouterSource.of_file(
+        settings.region_path, settings.region_reload_s, route_steps(settings)
+    )
+    regions = routers.regions
     topology = Topology(settings.queue_prefix)
-    routing = RoutingWorker(store, Router(region, route_steps(settings)), topology)
-    delivery = delivery or DeliveryWorker(store, region, settings, topology)
-    queues: list[str] = []
-    if "route" in roles:
-        queues.append(topology.accepted_queue)
-    if "deliver" in roles:
-        queues += [topology.delivery_queue(endpoint) for endpoint in region.endpoints]
+    routing = RoutingWorker(store, routers, topology)
+    delivery = delivery or DeliveryWorker(store, regions.current(), settings, topology)
+    if delivery.regions is None:
+        delivery.regions = regions
+
+    def queues() -> list[str]:
+        wanted = [topology.accepted_queue] if "route" in roles else []
+        if "deliver" in roles:
+            wanted += [
+                topology.delivery_queue(endpoint) for endpoint in regions.current().endpoints
+            ]
+        return wanted
 
     def handle(message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
         if message.queue == topology.accepted_queue:
@@ -62,11 +73,12 @@ def build_worker(
 
     return ConsumerLoop(
         settings.amqp_url,
-        queues,
+        queues(),
         handle,
         prefetch=settings.prefetch,
-        on_connect=declare_topology(settings, region),
+        on_connect=declare_topology(settings, regions.current),
         backoff_max_s=settings.broker_backoff_max_s,
+        more_queues=queues if "deliver" in roles else None,
     )
 
 
@@ -104,12 +116,15 @@ def run_worker_threads(settings: Settings, store: Store, roles: set[str], thread
         runner.join()
 
 
-def declare_topology(settings: Settings, region: Region) -> Callable[[BlockingChannel], None]:
-    """A callback that declares the region's topology on a fresh channel."""
+def declare_topology(
+    settings: Settings, region: Region | Callable[[], Region]
+) -> Callable[[BlockingChannel], None]:
+    """A callback that declares the region's topology (the current one, if given a getter)."""
     topology = Topology(settings.queue_prefix)
 
     def declare(channel: BlockingChannel) -> None:
-        topology.declare(channel, list(region.endpoints), settings.retry_delays_s)
+        current = region() if callable(region) else region
+        topology.declare(channel, list(current.endpoints), settings.retry_delays_s)
 
     return declare
 

@@ -79,6 +79,9 @@ class Settings:
     alert_max_backlog_age_s: float = 3600.0
     # Who may call the case API: ``name:portal|office=<id>:sha256-of-token`` entries.
     case_api_clients: str = ""
+    # How often (at most) a running process looks whether the region file changed, and
+    # takes the new catalogue if it is valid; 0 keeps the region read at start.
+    region_reload_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -98,6 +101,8 @@ class Settings:
             raise ConfigurationError("max_attempts must be at least 1")
         if self.max_age_s <= 0:
             raise ConfigurationError("max_age_s must be positive")
+        if self.region_reload_s < 0:
+            raise ConfigurationError("region_reload_s must be 0 (never) or positive")
 
     @classmethod
     def load(

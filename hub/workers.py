@@ -34,7 +34,8 @@ from hub.errors import (
     TransientDeliveryError,
 )
 from hub.logging import get_logger
-from hub.region import Region
+from hub.region import EndpointConfig, Region
+from hub.reload import RegionSource, RouterSource
 from hub.retry import RetryPolicy, shortest_tier_at_least
 from hub.routing import RouteDecision, Router
 from hub.settings import Settings
@@ -118,12 +119,32 @@ def _signature_check(record: dict[str, Any]) -> SignatureCheck:
 
 
 class RoutingWorker:
-    """Routes accepted documents: decide destinations, store deliveries, publish them."""
+    """Routes accepted documents: decide destinations, store deliveries, publish them.
 
-    def __init__(self, store: Store, router: Router, topology: Topology) -> None:
+    Given a :class:`RouterSource`, it takes a reloaded region between two documents,
+    first declaring the delivery queues of the new region's endpoints, so nothing is
+    published to a queue that does not exist yet.
+    """
+
+    def __init__(self, store: Store, router: Router | RouterSource, topology: Topology) -> None:
         self._store = store
-        self._router = router
+        self._routers = router if isinstance(router, RouterSource) else None
+        self._router = router.current() if isinstance(router, RouterSource) else router
         self._topology = topology
+        self._declared = set(self._router.endpoints())
+
+    def _current_router(self, publisher: ConfirmingPublisher) -> Router:
+        if self._routers is None:
+            return self._router
+        router = self._routers.current()
+        if router is not self._router:
+            new = sorted(set(router.endpoints()) - self._declared)
+            if new:
+                publisher.declare(lambda channel: self._topology.declare(channel, new, ()))
+                self._declared.update(new)
+                log.info("region_endpoints_declared", endpoints=new)
+            self._router = router
+        return self._router
 
     def handle(self, message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
         """Route one accepted document (idempotent by envelope id)."""
@@ -139,8 +160,9 @@ class RoutingWorker:
         self, envelope: Envelope, message: IncomingMessage, publisher: ConfirmingPublisher
     ) -> None:
         message_id = str(envelope.envelope_id)
+        router = self._current_router(publisher)
         try:
-            decisions = self._router.decide(envelope)
+            decisions = router.decide(envelope)
             outgoing = {
                 decision.endpoint: (decision, decision.apply(envelope)) for decision in decisions
             }
@@ -193,14 +215,24 @@ class DeliveryWorker:
     topology: Topology
     adapters: dict[str, OutboundAdapter] = field(default_factory=dict)
     name: str = field(default_factory=worker_name)
+    # Where a reloaded region comes from (None: ``region`` stays as given).
+    regions: RegionSource | None = None
     breakers: CircuitBreakers = field(init=False)
+    # The configuration each adapter this worker built was built from.
+    _built_from: dict[str, EndpointConfig] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.breakers = CircuitBreakers(self.store, self.settings)
 
+    def current_region(self) -> Region:
+        """The region now: the reloaded one if this worker follows a region file."""
+        if self.regions is not None:
+            self.region = self.regions.current()
+        return self.region
+
     def _policy_of(self, endpoint: str) -> RetryPolicy:
         """The retry tiers and caps from the settings, with the endpoint's own maximum age."""
-        config = self.region.endpoints.get(endpoint)
+        config = self.current_region().endpoints.get(endpoint)
         max_age_s = config.max_age_s if config and config.max_age_s else self.settings.max_age_s
         return RetryPolicy(self.settings.retry_delays_s, self.settings.max_attempts, max_age_s)
 
@@ -334,9 +366,15 @@ class DeliveryWorker:
         return AwaitedReceipt(kind, datetime.now(UTC) + deadline)
 
     def _adapter(self, endpoint: str) -> OutboundAdapter:
-        if endpoint not in self.adapters:
-            config = self.region.endpoints.get(endpoint)
-            if config is None:
-                raise PermanentDeliveryError(f"endpoint {endpoint!r} is not configured")
-            self.adapters[endpoint] = outbound_adapter(config, self.settings)
+        config = self.current_region().endpoints.get(endpoint)
+        built_from = self._built_from.get(endpoint)
+        if endpoint in self.adapters and (built_from is None or built_from == config):
+            return self.adapters[endpoint]
+        if config is None:
+            raise PermanentDeliveryError(f"endpoint {endpoint!r} is not configured")
+        if endpoint in self.adapters:
+            # The region changed this endpoint (a new URL): the old adapter goes.
+            self.adapters.pop(endpoint).stop()
+        self.adapters[endpoint] = outbound_adapter(config, self.settings)
+        self._built_from[endpoint] = config
         return self.adapters[endpoint]

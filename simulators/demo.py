@@ -32,7 +32,8 @@ from sqlalchemy import func, select
 from hub.broker.connection import close_quietly, connect, translate_broker_errors
 from hub.broker.topology import Topology
 from hub.errors import HubError
-from hub.region import Office, Region, load_region
+from hub.region import Region, load_region
+from hub.region_render import render_region
 from hub.settings import Settings
 from hub.signing.keystore import init_test_pki
 from hub.states import MessageStatus
@@ -498,53 +499,6 @@ class DecisionRound:
                 )
             )
         return DecisionFigures(len(ids), int(delivered or 0), int(filed or 0))
-
-
-def render_region(region: Region) -> str:
-    """The region as TOML, in the same shape as the embedded default file."""
-    lines = [f"[region]\nname = {_quote(region.name)}\n"]
-    lines += [_office_toml(office) for office in region.offices.values()]
-    for endpoint in region.endpoints.values():
-        options = ", ".join(
-            f"{json.dumps(k)} = {json.dumps(v)}" for k, v in endpoint.options.items()
-        )
-        lines.append(
-            f"[[endpoints]]\nname = {_quote(endpoint.name)}\nkind = {_quote(endpoint.kind)}\n"
-            f"url = {_quote(endpoint.url)}\ntimeout_s = {endpoint.timeout_s}\n"
-            f"options = {{ {options} }}\n"
-        )
-    for route in region.routes:
-        offices = "*" if route.offices is None else sorted(route.offices)
-        sources = "*" if route.sources is None else sorted(route.sources)
-        lines.append(
-            f"[[routes]]\nname = {_quote(route.name)}\n"
-            f"document_type = {_quote(route.document_type)}\n"
-            f"target_system = {_quote(route.target_system)}\noffices = {json.dumps(offices)}\n"
-            f"sources = {json.dumps(sources)}\nsteps = {json.dumps(list(route.steps))}\n"
-        )
-    for channel in region.inbound:
-        # JSON scalars are TOML scalars too (strings, numbers, true/false).
-        options = "".join(
-            f"{key} = {json.dumps(value)}\n" for key, value in channel.options.items()
-        )
-        lines.append(
-            f"[[inbound]]\nname = {_quote(channel.name)}\nkind = {_quote(channel.kind)}\n"
-            f"url = {_quote(channel.url)}\n{options}"
-        )
-    return "\n".join(lines)
-
-
-def _office_toml(office: Office) -> str:
-    return (
-        f"[[offices]]\nid = {_quote(office.id)}\nname = {_quote(office.name)}\n"
-        f"kind = {_quote(office.kind)}\nesp = {_quote(office.esp_address)}\n"
-        f"edoreczenia = {_quote(office.edoreczenia_address)}\n"
-    )
-
-
-def _quote(text: str) -> str:
-    # JSON string syntax is valid TOML basic-string syntax; keep "${...}" literal.
-    return json.dumps(text, ensure_ascii=False)
 
 
 def _ms(start: datetime | None, end: datetime | None) -> float:

@@ -1,1 +1,1 @@
-"""The regional portal's side of the hub: what citizens and businesses see of their cases."""
+"""The regional portal's side of the hub: the service catalogue and the citizens' cases."""

@@ -42,6 +42,7 @@ class IncomingMessage:
 
 Handler = Callable[[IncomingMessage, ConfirmingPublisher], None]
 OnConnect = Callable[[BlockingChannel], None]
+QueueSource = Callable[[], Sequence[str]]
 
 
 class ConsumerLoop:
@@ -61,9 +62,17 @@ class ConsumerLoop:
         prefetch: int = 50,
         on_connect: OnConnect | None = None,
         backoff_max_s: float = 30.0,
+        more_queues: QueueSource | None = None,
     ) -> None:
+        """Args (beyond the obvious):
+        on_connect: declares the topology on every fresh channel.
+        more_queues: asked between messages for the queues to consume now; a queue
+            not consumed yet (a new endpoint of a reloaded region) is declared (with
+            ``on_connect``) and consumed from then on.
+        """
         self._amqp_url = amqp_url
         self._queues = list(queues)
+        self._more_queues = more_queues
         self._handler = handler
         self._prefetch = prefetch
         self._on_connect = on_connect
@@ -96,8 +105,22 @@ class ConsumerLoop:
                 log.info("consumer_started", queues=len(self._queues), prefetch=self._prefetch)
                 while not self.stop_requested.is_set():
                     connection.process_data_events(time_limit=0.5)
+                    self._consume_new_queues(channel, publisher)
         finally:
             close_quietly(connection)
+
+    def _consume_new_queues(self, channel: BlockingChannel, publisher: ConfirmingPublisher) -> None:
+        if self._more_queues is None:
+            return
+        new = [queue for queue in self._more_queues() if queue not in self._queues]
+        if not new:
+            return
+        if self._on_connect:
+            self._on_connect(channel)
+        for queue in new:
+            channel.basic_consume(queue, self._callback_for(queue, channel, publisher))
+            self._queues.append(queue)
+        log.info("consumer_queues_added", queues=new)
 
     def _callback_for(
         self, queue: str, channel: BlockingChannel, publisher: ConfirmingPublisher

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
@@ -28,6 +30,15 @@ class ConfirmingPublisher:
         with translate_broker_errors(amqp_url):
             self._channel: BlockingChannel = connection.channel()
             self._channel.confirm_delivery()
+
+    def declare(self, declaration: Callable[[BlockingChannel], None]) -> None:
+        """Run ``declaration`` (queues, bindings) on this channel before publishing to them.
+
+        Raises:
+            BrokerUnavailable: the connection dropped.
+        """
+        with translate_broker_errors(self._amqp_url):
+            declaration(self._channel)
 
     def publish(
         self, exchange: str, routing_key: str, properties: pika.BasicProperties, body: bytes

@@ -169,8 +169,16 @@ def test_a_signature_by_a_certificate_that_has_since_expired_still_verifies(keys
     assert verify_document(signed, trust).signer.endswith("CN=past")
 
 
-@pytest.mark.parametrize("office", sorted(load_region(embedded_region_path()).offices))
-def test_every_office_of_the_default_region_signs_documents_that_verify(
+def _signing_offices():
+    """The demo's offices and one of every kind: a key per office of the whole region
+    (357) would make this module take half a minute for no more coverage."""
+    offices = list(load_region(embedded_region_path()).offices.values())
+    one_per_kind = {office.kind: office.id for office in reversed(offices)}
+    return sorted({office.id for office in offices[:17]} | set(one_per_kind.values()))
+
+
+@pytest.mark.parametrize("office", _signing_offices())
+def test_offices_of_the_default_region_sign_documents_that_verify(
     office, region_keystore, region_trust
 ):
     verified = verify_document(sign_document(PISMO, region_keystore.identity(office)), region_trust)
@@ -180,7 +188,7 @@ def test_every_office_of_the_default_region_signs_documents_that_verify(
 @pytest.fixture(scope="module")
 def region_keystore(tmp_path_factory):
     directory = tmp_path_factory.mktemp("region-keys")
-    init_keystore(directory, sorted(load_region(embedded_region_path()).offices))
+    init_keystore(directory, _signing_offices())
     return Keystore(directory)
 
 
