@@ -8,6 +8,10 @@
 - ``Idempotency-Key``: the caller's id for this document; the same key again returns
   the first answer and stores nothing twice;
 - ``X-Hub-Correlation-ID`` (optional): the case the document belongs to;
+- ``X-Hub-Forward-To`` (optional): another office of the catalogue that takes the
+  document over (a gmina forwarding a case to its powiat, a city office to one of its
+  municipal units); the document is routed to that office's systems and the case
+  (``X-Hub-Correlation-ID``) moves with it, its history saying from where to where;
 - ``X-Hub-Header-<name>`` (optional): envelope headers for the route, e.g.
   ``X-Hub-Header-epuap-recipient: /jan-kowalski/skrytka``.
 
@@ -28,12 +32,13 @@ from hub.inbound import accept_into
 from hub.region import load_region
 from hub.routing import routes_for
 from hub.settings import Settings
-from hub.store.repository import Store
+from hub.store.repository import FORWARDED_FROM, Store
 from hub.web import problem, refuse
 from hub.xml import parse_document, root_namespace
 
 INTAKE_PATH = "/api/documents"
 CHANNEL = "domain-intake"
+FORWARD_HEADER = "X-Hub-Forward-To"
 HEADER_PREFIX = "X-Hub-Header-"
 
 blueprint = Blueprint("domain_intake", __name__)
@@ -92,6 +97,21 @@ def _refusal(config: dict[str, Any]) -> tuple[Response, int] | None:
         office = request.headers["X-Hub-Office"]
         detail = f"office {office!r} is not in the catalogue"
         return refuse(CHANNEL, 404, "unknown-office", detail)
+    return _forward_refusal(config) or _media_type_refusal()
+
+
+def _forward_refusal(config: dict[str, Any]) -> tuple[Response, int] | None:
+    forward_to = request.headers.get(FORWARD_HEADER)
+    if forward_to is not None and forward_to not in config["offices"]:
+        detail = f"office {forward_to!r} to forward to is not in the catalogue"
+        return refuse(CHANNEL, 404, "unknown-office", detail)
+    if forward_to == request.headers["X-Hub-Office"]:
+        detail = "a document is forwarded to another office, not to its own"
+        return refuse(CHANNEL, 422, "forward-to-self", detail)
+    return None
+
+
+def _media_type_refusal() -> tuple[Response, int] | None:
     if not _declares_xml(request.mimetype):
         detail = f"documents are XML; the request declares {request.mimetype or 'no type'!r}"
         return refuse(CHANNEL, 415, "unsupported-media-type", detail)
@@ -112,10 +132,14 @@ def _envelope(source: str, body: bytes) -> tuple[Envelope, str | None]:
         for name, value in request.headers.items()
         if name.lower().startswith(HEADER_PREFIX.lower())
     }
+    office = request.headers["X-Hub-Office"]
+    forward_to = request.headers.get(FORWARD_HEADER)
+    if forward_to:
+        headers[FORWARDED_FROM] = office
     envelope = Envelope(
         document_type=document_type,
         source=source,
-        destination=Address(request.headers["X-Hub-Office"]),
+        destination=Address(forward_to or office),
         body=body,
         content_type=request.mimetype or "application/xml",
         correlation_id=request.headers.get("X-Hub-Correlation-ID", ""),

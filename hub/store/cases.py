@@ -130,4 +130,5 @@ def report_case_status(
 
 def _public(details: dict[str, Any]) -> dict[str, Any]:
     """What of an event's details the portal may show (no internal ids beyond these)."""
-    return {key: details[key] for key in ("reported_by", "note", "envelope_id") if key in details}
+    shown = ("reported_by", "note", "envelope_id", "from", "to")
+    return {key: details[key] for key in shown if key in details}

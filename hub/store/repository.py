@@ -897,6 +897,8 @@ def _delivery_values(
 # a month; a service with its own statutory deadline says so in the envelope header.
 DEFAULT_CASE_DEADLINE_DAYS = 30
 DEADLINE_HEADER = "statutory-deadline-days"
+# Set on a document one office forwards to another: the office it came from.
+FORWARDED_FROM = "forwarded-from"
 # The headers in which inbound platforms name who filed a document, and their prefixes.
 PARTY_HEADERS = (("epuap-reply-to", "epuap:"), ("edoreczenia-sender", "ade:"), ("party", ""))
 
@@ -920,6 +922,24 @@ def statutory_deadline_days(envelope: Envelope) -> int:
 
 def _open_case(connection: Connection, envelope: Envelope, now: datetime) -> None:
     known = connection.scalar(SELECT_CASE, {"case_id": envelope.correlation_id})
+    forwarded_from = envelope.headers.get(FORWARDED_FROM)
+    if known is not None and forwarded_from:
+        # Office to office: the case moves with the document to the office taking it over.
+        office = envelope.destination.office
+        connection.execute(
+            update(CASES)
+            .where(CASES.c.id == envelope.correlation_id)
+            .values(office=office, status="forwarded", updated_at=now)
+        )
+        _add_case_event(
+            connection,
+            envelope.correlation_id,
+            "forwarded",
+            now,
+            str(envelope.envelope_id),
+            extra={"from": forwarded_from, "to": office},
+        )
+        return
     if known is None:
         connection.execute(
             INSERT_CASE,
@@ -1019,14 +1039,20 @@ def _actor() -> str:
 
 
 def _add_case_event(
-    connection: Connection, case_id: str, event: str, now: datetime, envelope_id: str
+    connection: Connection,
+    case_id: str,
+    event: str,
+    now: datetime,
+    envelope_id: str,
+    *,
+    extra: dict[str, str] | None = None,
 ) -> None:
     connection.execute(
         INSERT_CASE_EVENT,
         {
             "case_id": case_id,
             "event": event,
-            "details": json.dumps({"envelope_id": envelope_id}),
+            "details": json.dumps({"envelope_id": envelope_id, **(extra or {})}),
             "occurred_at": now,
         },
     )
