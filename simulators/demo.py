@@ -42,11 +42,19 @@ from hub.store.models import MessageRow, ReceiptRow
 from hub.store.repository import Store
 from monitoring.auth import user_entry
 from simulators.epuap.documents import generate_pismo_ogolne
+from simulators.forms import Filing, filings, offices_offering
 from simulators.processes import ChildProcess, start_hub_process, start_simulator, stop_all
 from simulators.serving import free_port
 
 DEMO_QUEUE_SUFFIX = "-demo"
 PISMO_OGOLNE = "http://crd.gov.pl/wzor/2013/12/12/1410/"
+# What the demo files: general letters, and the forms of the services that have one.
+DEMO_DOCUMENT_TYPES = (
+    PISMO_OGOLNE,
+    "urn:hub:wzor:podatek-od-nieruchomosci:1",
+    "urn:hub:wzor:zezwolenie-alkoholowe:1",
+    "urn:hub:wzor:zajecie-pasa-drogowego:1",
+)
 DECISION_TYPE = "urn:hub:eod:decyzja:1"
 MAX_DECISIONS = 50
 DEMO_OPERATOR = "operator"
@@ -76,6 +84,9 @@ class DemoResult:
     decisions_delivered: int
     upds_filed: int
     seals_checked_by_eod: int
+    # Filings by document type, and what the domain systems (tax, registers) registered.
+    filed_by_type: dict[str, int]
+    registered_by_domain_systems: dict[str, int]
 
     @property
     def exactly_once(self) -> bool:
@@ -93,7 +104,13 @@ class DemoResult:
             self.exactly_once
             and self.upds_filed == self.decisions_sent
             and self.seals_checked_by_eod >= self.delivered
+            and sum(self.registered_by_domain_systems.values()) >= self.forms
         )
+
+    @property
+    def forms(self) -> int:
+        """Filings on a service's own form (not general letters)."""
+        return sum(self.filed_by_type.values()) - self.filed_by_type.get(PISMO_OGOLNE, 0)
 
 
 @click.command("demo")
@@ -131,6 +148,19 @@ def demo_command(
         raise SystemExit(1)
 
 
+def demo_offices(region: Region, count: int) -> list[str]:
+    """The first ``count`` offices of the catalogue, one of them county-level if possible.
+
+    Road-lane permits are filed with counties, which come late in the catalogue; with
+    room for more than one office the demo swaps its last office for the first county.
+    """
+    chosen = list(region.offices)[:count]
+    counties = [office.id for office in offices_offering(region, "zajecie-pasa-drogowego")]
+    if count > 1 and counties and not set(chosen) & set(counties):
+        chosen[-1] = counties[0]
+    return chosen
+
+
 def stop_on_sigterm() -> None:
     """Make SIGTERM stop the run like Ctrl-C: the children are stopped, not orphaned."""
 
@@ -164,7 +194,7 @@ class Demo:
     ) -> None:
         self.settings = settings
         region = load_region(settings.region_path)
-        self.office_ids = [office.id for office in list(region.offices.values())[:office_count]]
+        self.office_ids = demo_offices(region, office_count)
         self.region: Region = region.restricted_to(self.office_ids)
         self.worker_count = worker_count
         self.children: list[ChildProcess] = []
@@ -193,6 +223,7 @@ class Demo:
                 "--require-seal",
             ),
             "edoreczenia": ("simulators.edoreczenia",),
+            **self._domain_simulators(),
         }
         for name, (module, *arguments) in simulators.items():
             child, url = start_simulator(module, *arguments)
@@ -204,6 +235,8 @@ class Demo:
             "HUB_EPUAP_URL": self.urls["epuap"],
             "HUB_EOD_URL": self.urls["eod"],
             "HUB_EDORECZENIA_URL": self.urls["edoreczenia"],
+            "HUB_TAX_URL": self.urls.get("tax", ""),
+            "HUB_REGISTERS_AMQP_URL": self.settings.amqp_url,
         }
         self.region = load_region(self.settings.region_path, environ).restricted_to(self.office_ids)
         region_path = self._write_region()
@@ -295,11 +328,45 @@ class Demo:
             "HUB_DASHBOARD_USERS": user_entry(DEMO_OPERATOR, "operator", self.dashboard_password)
         }
 
+    def _domain_simulators(self) -> dict[str, tuple[str, ...]]:
+        """The tax system and the registers the chosen offices' services need."""
+        wanted: dict[str, tuple[str, ...]] = {}
+        if offices_offering(self.region, "podatek-od-nieruchomosci"):
+            wanted["tax"] = ("simulators.tax",)
+        for system, service in (
+            ("alkohol", "zezwolenie-alkoholowe"),
+            ("drogi", "zajecie-pasa-drogowego"),
+        ):
+            offices = offices_offering(self.region, service)
+            if offices:
+                office_flags = [flag for o in offices for flag in ("--office", o.id)]
+                wanted[system] = (
+                    "simulators.registers",
+                    *("--system", system, "--amqp-url", self.settings.amqp_url),
+                    *office_flags,
+                )
+        return wanted
+
     def _enqueue(self, documents: int) -> None:
-        # Most filings come through ePUAP; every fifth through e-Doręczenia.
-        by_edoreczenia = documents // 5
-        self._enqueue_epuap(documents - by_edoreczenia)
+        # One filing in 20 of each service with a form of its own (a tax declaration, an
+        # alcohol permit, a road-lane permit), where the offices offer it; of the general
+        # letters the rest, every fifth through e-Doręczenia, the others through ePUAP.
+        forms = filings(self.region, documents // 20)
+        self._enqueue_forms(forms)
+        letters = documents - len(forms)
+        by_edoreczenia = letters // 5
+        self._enqueue_epuap(letters - by_edoreczenia)
         self._enqueue_edoreczenia(by_edoreczenia)
+
+    def _enqueue_forms(self, forms: list[Filing]) -> None:
+        for number, filing in enumerate(forms):
+            mailbox = filing.office.esp_address.lstrip("/")
+            requests.post(
+                f"{self.urls['epuap']}/_sim/mailboxes/{mailbox}/raw",
+                params={"filename": f"{filing.service}-{number}.xml"},
+                data=filing.document,
+                timeout=30,
+            ).raise_for_status()
 
     def _enqueue_edoreczenia(self, documents: int) -> None:
         offices = [office for office in self.region.offices.values() if office.edoreczenia_address]
@@ -370,7 +437,7 @@ class Demo:
                 session.scalars(
                     select(MessageRow).where(
                         MessageRow.received_at >= self.started_at,
-                        MessageRow.document_type == PISMO_OGOLNE,
+                        MessageRow.document_type.in_(DEMO_DOCUMENT_TYPES),
                     )
                 )
             )
@@ -412,7 +479,30 @@ class Demo:
             decisions_delivered=decisions.delivered,
             upds_filed=decisions.upds_filed,
             seals_checked_by_eod=int(eod_stats.get("sealed", 0)),
+            filed_by_type=dict(Counter(row.document_type for row in rows)),
+            registered_by_domain_systems=self._registered_by_domain_systems(
+                expected=sum(1 for row in delivered if row.document_type != PISMO_OGOLNE)
+            ),
         )
+
+    def _registered_by_domain_systems(self, expected: int, wait_s: float = 30.0) -> dict[str, int]:
+        """What the tax system and the registers registered (once each), by system.
+
+        A register reads its queue after the hub's delivery is confirmed, so the count
+        is read again for a while until every form is there.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            registered: dict[str, int] = {
+                system: int(
+                    requests.get(f"{self.urls[system]}/_sim/stats", timeout=30).json()["registered"]
+                )
+                for system in ("tax", "alkohol", "drogi")
+                if system in self.urls
+            }
+            if sum(registered.values()) >= expected or time.monotonic() > deadline:
+                return registered
+            time.sleep(0.5)
 
 
 @dataclass(frozen=True)
@@ -527,6 +617,10 @@ def _report(result: DemoResult, as_json: bool) -> None:
         f"demo: {result.elapsed_s} s, {result.docs_per_s} docs/s, "
         f"hub latency p50 {result.p50_ms} ms, "
         f"p99 {result.p99_ms} ms (inbox to EOD p99 {result.end_to_end_p99_ms} ms)"
+    )
+    click.echo(
+        f"demo: {result.forms} filings on service forms, registered by the domain systems: "
+        f"{result.registered_by_domain_systems}"
     )
     click.echo(
         f"demo: {result.decisions_sent} decisions sent back through ePUAP with UPD: "
