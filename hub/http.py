@@ -1,8 +1,22 @@
-"""HTTP sessions for adapters: keep-alive, and proxies read from the environment once."""
+"""HTTP for adapters: keep-alive sessions, and how a REST destination's answers are read.
+
+Every REST delivery posts once per attempt with the envelope id as its idempotency key;
+only a connection that never reached the destination is retried within the attempt.
+A 5xx, 408, 425 or 429 answer is transient (the worker retries later, no sooner than
+the ``Retry-After`` it was given); any other refusal is permanent.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
+
 import requests
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from hub.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 def http_session(url: str) -> requests.Session:
@@ -15,3 +29,60 @@ def http_session(url: str) -> requests.Session:
     session.proxies = requests.utils.get_environ_proxies(url)
     session.trust_env = False
     return session
+
+
+@retry(
+    retry=retry_if_exception_type(requests.ConnectionError),
+    stop=stop_after_attempt(3),
+    wait=wait_exponential(multiplier=0.05, max=0.5),
+    reraise=True,
+)
+def post_once(
+    session: requests.Session,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout_s: float,
+) -> requests.Response:
+    """POST ``body``; a connection that could not be made is tried again (a few times)."""
+    return session.post(url, data=body, headers=dict(headers), timeout=timeout_s)
+
+
+def refusal(endpoint: str, response: requests.Response) -> DeliveryError:
+    """The delivery error an unsuccessful answer means: transient or permanent."""
+    reason = f"{endpoint} answered HTTP {response.status_code}: {problem_text(response)}"
+    if response.status_code in RETRYABLE_STATUS:
+        return TransientDeliveryError(reason, retry_after_s=retry_after_s(response))
+    return PermanentDeliveryError(reason)
+
+
+def problem_text(response: requests.Response) -> str:
+    """The problem's title and detail when the answer is RFC 7807 JSON, else the raw text."""
+    try:
+        problem = response.json()
+    except ValueError:
+        return response.text[:300]
+    if not isinstance(problem, dict) or not ({"title", "detail"} & problem.keys()):
+        return response.text[:300]
+    return f"{problem.get('title', '')}: {problem.get('detail', '')}"[:300]
+
+
+def retry_after_s(response: requests.Response) -> float | None:
+    """The answer's ``Retry-After`` in seconds, when given as a number."""
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None
+
+
+@contextlib.contextmanager
+def translate_http_errors(endpoint: str) -> Iterator[None]:
+    """Turn requests' errors (and unreadable JSON answers) into delivery errors."""
+    try:
+        yield
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise TransientDeliveryError(f"{endpoint} unreachable: {exc}") from exc
+    except requests.RequestException as exc:
+        raise PermanentDeliveryError(f"{endpoint} request failed: {exc}") from exc
+    except ValueError as exc:
+        raise PermanentDeliveryError(
+            f"{endpoint} answered something that is not JSON: {exc}"
+        ) from exc

@@ -59,14 +59,13 @@ from adapters.edoreczenia.contract import (
 )
 from adapters.edoreczenia.tokens import AccessToken, TokenCache
 from hub.errors import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
-from hub.http import http_session
+from hub.http import RETRYABLE_STATUS, http_session
 from hub.logging import get_logger
 
 log = get_logger(__name__)
 
 #: The scopes of the contract's ``oAuthUserAgent`` scheme the hub's calls need.
 DEFAULT_SCOPES = "read_messages write_messages read_settings write_settings"
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 PAGE_SIZE = 100
 DEFAULT_TASK_WAIT_S = 5.0
 TASK_POLL_INTERVAL_S = 0.05

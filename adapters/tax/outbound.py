@@ -16,20 +16,14 @@ answer → dead letter with the problem's detail.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import requests
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from hub.adapters import DeliveryReceipt
 from hub.envelope import Envelope
-from hub.errors import PermanentDeliveryError, TransientDeliveryError
-from hub.http import http_session
+from hub.errors import PermanentDeliveryError
+from hub.http import http_session, post_once, refusal, translate_http_errors
 from hub.region import EndpointConfig
 from hub.settings import Settings
-
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 def is_json(content_type: str) -> bool:
@@ -69,8 +63,15 @@ class TaxRestOutbound:
                 f"application/json, and this {envelope.content_type} document of type "
                 f"{envelope.document_type!r} was not mapped to a tax declaration by its route"
             )
-        with _translate_http_errors(self._endpoint.name):
-            response = self._post_with_retries(envelope)
+        assert self._session is not None, "setup() was not called"
+        with translate_http_errors(self._endpoint.name):
+            response = post_once(
+                self._session,
+                self._endpoint.url,
+                envelope.body,
+                _headers(envelope),
+                self._timeout_s,
+            )
             if response.status_code in (200, 201):
                 answer = response.json()
                 return DeliveryReceipt(
@@ -78,64 +79,15 @@ class TaxRestOutbound:
                     external_reference=str(answer.get("declaration_id", "")) or None,
                     duplicate=response.status_code == 200,
                 )
-        raise _refusal(self._endpoint.name, response)
-
-    @retry(
-        retry=retry_if_exception_type(requests.ConnectionError),
-        stop=stop_after_attempt(3),
-        wait=wait_exponential(multiplier=0.05, max=0.5),
-        reraise=True,
-    )
-    def _post_with_retries(self, envelope: Envelope) -> requests.Response:
-        # Only connection failures are retried in-call: the request never reached the system.
-        assert self._session is not None, "setup() was not called"
-        return self._session.post(
-            self._endpoint.url,
-            data=envelope.body,
-            headers={
-                "Content-Type": envelope.content_type,
-                "Accept": "application/json, application/problem+json",
-                "Idempotency-Key": str(envelope.envelope_id),
-                "X-Correlation-ID": envelope.correlation_id,
-                "X-Office": envelope.destination.office,
-                "X-Document-Type": envelope.document_type,
-            },
-            timeout=self._timeout_s,
-        )
+        raise refusal(self._endpoint.name, response)
 
 
-def _refusal(endpoint: str, response: requests.Response) -> Exception:
-    reason = f"{endpoint} answered HTTP {response.status_code}: {_problem_text(response)}"
-    if response.status_code in RETRYABLE_STATUS:
-        return TransientDeliveryError(reason, retry_after_s=_retry_after(response))
-    return PermanentDeliveryError(reason)
-
-
-def _problem_text(response: requests.Response) -> str:
-    """The problem's title and detail when the answer is RFC 7807 JSON, else the raw text."""
-    try:
-        problem = response.json()
-    except ValueError:
-        return response.text[:300]
-    if not isinstance(problem, dict):
-        return response.text[:300]
-    return f"{problem.get('title', '')}: {problem.get('detail', '')}"[:300]
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
-
-
-@contextlib.contextmanager
-def _translate_http_errors(endpoint: str) -> Iterator[None]:
-    try:
-        yield
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise TransientDeliveryError(f"{endpoint} unreachable: {exc}") from exc
-    except requests.RequestException as exc:
-        raise PermanentDeliveryError(f"{endpoint} request failed: {exc}") from exc
-    except ValueError as exc:
-        raise PermanentDeliveryError(
-            f"{endpoint} answered something that is not JSON: {exc}"
-        ) from exc
+def _headers(envelope: Envelope) -> dict[str, str]:
+    return {
+        "Content-Type": envelope.content_type,
+        "Accept": "application/json, application/problem+json",
+        "Idempotency-Key": str(envelope.envelope_id),
+        "X-Correlation-ID": envelope.correlation_id,
+        "X-Office": envelope.destination.office,
+        "X-Document-Type": envelope.document_type,
+    }
