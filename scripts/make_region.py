@@ -366,6 +366,29 @@ sources = ["eod"]
 target_system = "epuap"
 steps = ["check_well_formed", "sign_with_office"]
 
+# The domain systems' decisions become letters to the citizen, signed with the office's
+# key and delivered through ePUAP with UPD, like the EOD's.
+[[routes]]
+name = "tax-decision-to-citizen"
+document_type = "urn:hub:legacy:podatki:decyzja:1"
+sources = ["podatki"]
+target_system = "epuap"
+steps = ["apply_mapping:property-tax-decision-to-letter", "sign_with_office"]
+
+[[routes]]
+name = "alcohol-permit-decision-to-citizen"
+document_type = "urn:hub:legacy:alkohol:decyzja:1"
+sources = ["alkohol"]
+target_system = "epuap"
+steps = ["check_well_formed", "apply_mapping:alcohol-permit-decision-to-letter", "sign_with_office"]
+
+[[routes]]
+name = "road-lane-decision-to-citizen"
+document_type = "urn:hub:legacy:drogi:decyzja:1"
+sources = ["drogi"]
+target_system = "epuap"
+steps = ["check_well_formed", "apply_mapping:road-lane-decision-to-letter", "sign_with_office"]
+
 # UPP/UPD receipts pulled from an office's mailbox are filed with what they certify.
 [[routes]]
 name = "epuap-receipts"

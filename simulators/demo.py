@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -42,7 +43,7 @@ from hub.store.models import MessageRow, ReceiptRow
 from hub.store.repository import Store
 from monitoring.auth import user_entry
 from simulators.epuap.documents import generate_pismo_ogolne
-from simulators.forms import Filing, filings, offices_offering
+from simulators.forms import Decision, Filing, decision_on, filings, offices_offering
 from simulators.processes import ChildProcess, start_hub_process, start_simulator, stop_all
 from simulators.serving import free_port
 
@@ -148,6 +149,28 @@ def demo_command(
         raise SystemExit(1)
 
 
+REGISTER_QUEUE_IN = "legacy.{system}.{office}.in"
+REGISTER_QUEUE_OUT = "legacy.{system}.{office}.out"
+
+
+def with_register_queues(region: Region, prefix: str) -> Region:
+    """``region`` with its registers' queues named under ``prefix``."""
+    endpoints = {
+        name: dataclasses.replace(
+            endpoint,
+            options={
+                **endpoint.options,
+                "queue_in": prefix + REGISTER_QUEUE_IN,
+                "queue_out": prefix + REGISTER_QUEUE_OUT,
+            },
+        )
+        if endpoint.kind == "registers-amqp"
+        else endpoint
+        for name, endpoint in region.endpoints.items()
+    }
+    return dataclasses.replace(region, endpoints=endpoints)
+
+
 def demo_offices(region: Region, count: int) -> list[str]:
     """The first ``count`` offices of the catalogue, one of them county-level if possible.
 
@@ -238,7 +261,8 @@ class Demo:
             "HUB_TAX_URL": self.urls.get("tax", ""),
             "HUB_REGISTERS_AMQP_URL": self.settings.amqp_url,
         }
-        self.region = load_region(self.settings.region_path, environ).restricted_to(self.office_ids)
+        region = load_region(self.settings.region_path, environ).restricted_to(self.office_ids)
+        self.region = with_register_queues(region, self.register_queue_prefix)
         region_path = self._write_region()
         env = self._child_env(region_path)
         log_dir = self.settings.var_dir / "logs"
@@ -294,9 +318,15 @@ class Demo:
         try:
             topology = Topology(self.settings.queue_prefix)
             with translate_broker_errors(self.settings.amqp_url):
-                topology.delete(
-                    connection.channel(), self.region.endpoints, self.settings.retry_delays_s
-                )
+                channel = connection.channel()
+                topology.delete(channel, self.region.endpoints, self.settings.retry_delays_s)
+                for endpoint in self.region.endpoints.values():
+                    if endpoint.kind == "registers-amqp":
+                        names = {"system": endpoint.system, "office": endpoint.office}
+                        for template in (REGISTER_QUEUE_IN, REGISTER_QUEUE_OUT):
+                            queue = self.register_queue_prefix + template.format(**names)
+                            channel.queue_delete(queue)
+                            channel.queue_delete(f"{queue}.parked")
         finally:
             close_quietly(connection)
 
@@ -328,6 +358,11 @@ class Demo:
             "HUB_DASHBOARD_USERS": user_entry(DEMO_OPERATOR, "operator", self.dashboard_password)
         }
 
+    @property
+    def register_queue_prefix(self) -> str:
+        """The demo's registers read queues of its own, emptied with the demo's."""
+        return f"{self.settings.queue_prefix}."
+
     def _domain_simulators(self) -> dict[str, tuple[str, ...]]:
         """The tax system and the registers the chosen offices' services need."""
         wanted: dict[str, tuple[str, ...]] = {}
@@ -343,6 +378,8 @@ class Demo:
                 wanted[system] = (
                     "simulators.registers",
                     *("--system", system, "--amqp-url", self.settings.amqp_url),
+                    *("--queue-in", f"{self.register_queue_prefix}{REGISTER_QUEUE_IN}"),
+                    *("--queue-out", f"{self.register_queue_prefix}{REGISTER_QUEUE_OUT}"),
                     *office_flags,
                 )
         return wanted
@@ -515,11 +552,13 @@ class DecisionFigures:
 
 
 class DecisionRound:
-    """The simulated EOD answers some filings with decisions, through the hub's intake.
+    """The offices' systems answer some filings with decisions, through the hub's intake.
 
-    Each decision is routed to the office's ePUAP sending endpoint, signed with the
-    office's key, delivered with ``dorecz``; the simulated citizen collects it, and the
-    UPD comes back to the office's mailbox, where the hub pulls and files it.
+    General letters are answered by the EOD; tax declarations by the tax system (its own
+    JSON) and permit applications by their registers (their own XML), which the hub maps
+    into letters. Each decision is routed to the office's ePUAP sending endpoint, signed
+    with the office's key, delivered with ``dorecz``; the simulated citizen collects it,
+    and the UPD comes back to the office's mailbox, where the hub pulls and files it.
     """
 
     def __init__(self, demo: Demo) -> None:
@@ -527,25 +566,42 @@ class DecisionRound:
 
     def run(self, filings: list[MessageRow], deadline: float) -> DecisionFigures:
         """Answer up to a tenth of the ePUAP filings; wait for their UPDs."""
-        answered = [row for row in filings if row.source == "epuap" and row.status == "delivered"]
-        answered = answered[: min(MAX_DECISIONS, max(1, len(answered) // 10))]
+        answered = []
+        for document_type in DEMO_DOCUMENT_TYPES:
+            of_type = [
+                row
+                for row in filings
+                if row.source == "epuap"
+                and row.status == "delivered"
+                and row.document_type == document_type
+            ]
+            answered += of_type[: max(1, len(of_type) // 10)]
+        answered = answered[:MAX_DECISIONS]
         self._wait_for_intake(deadline)
         ids = [self._hand_over(filing) for filing in answered]
         return self._wait_for_upds(ids, deadline)
 
     def _hand_over(self, filing: MessageRow) -> str:
         headers = json.loads(filing.headers)
-        decision = (
-            f'<d:Decyzja xmlns:d="{DECISION_TYPE}"><d:Sprawa>{filing.correlation_id}</d:Sprawa>'
-            "<d:Tresc>Organ rozpatrzył pismo i udziela odpowiedzi.</d:Tresc></d:Decyzja>"
-        ).encode()
+        office = self._demo.region.offices[filing.destination]
+        decision = decision_on(filing.document_type, office, filing.correlation_id) or Decision(
+            "eod",
+            DECISION_TYPE,
+            "application/xml",
+            (
+                f'<d:Decyzja xmlns:d="{DECISION_TYPE}"><d:Sprawa>{filing.correlation_id}'
+                "</d:Sprawa><d:Tresc>Organ rozpatrzył pismo i udziela odpowiedzi.</d:Tresc>"
+                "</d:Decyzja>"
+            ).encode(),
+        )
         response = requests.post(
             f"{self._demo.hub_url}/api/documents",
-            data=decision,
+            data=decision.document,
             headers={
-                "Content-Type": "application/xml",
+                "Content-Type": decision.content_type,
+                "X-Hub-Document-Type": decision.document_type,
                 "Authorization": f"Bearer {self._demo.intake_token}",
-                "X-Hub-Source": "eod",
+                "X-Hub-Source": decision.system,
                 "X-Hub-Office": filing.destination,
                 "Idempotency-Key": f"decision-{filing.id}",
                 "X-Hub-Correlation-ID": filing.correlation_id,

@@ -1,6 +1,10 @@
 """The REST intake where an office's domain systems (EOD first) hand documents to the hub.
 
-``POST /api/documents`` with the document as the body (XML) and these headers:
+``POST /api/documents`` with the document as the body and these headers:
+
+- ``Content-Type``: an XML type (the document type is its root's namespace), or
+  ``application/json`` with ``X-Hub-Document-Type`` naming its type (a domain system's
+  own JSON, e.g. a tax decision, which a route maps into a letter);
 
 - ``Authorization: Bearer <token>``: the calling system's token (setting ``intake_token``);
 - ``X-Hub-Source``: the calling system (``eod``, ``tax``, ...), which routes match on;
@@ -22,6 +26,7 @@ are RFC 7807 problem documents whose ``type`` a caller can act on.
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -39,6 +44,8 @@ from hub.xml import parse_document, root_namespace
 INTAKE_PATH = "/api/documents"
 CHANNEL = "domain-intake"
 FORWARD_HEADER = "X-Hub-Forward-To"
+DOCUMENT_TYPE_HEADER = "X-Hub-Document-Type"
+JSON = "application/json"
 HEADER_PREFIX = "X-Hub-Header-"
 
 blueprint = Blueprint("domain_intake", __name__)
@@ -112,8 +119,13 @@ def _forward_refusal(config: dict[str, Any]) -> tuple[Response, int] | None:
 
 
 def _media_type_refusal() -> tuple[Response, int] | None:
-    if not _declares_xml(request.mimetype):
-        detail = f"documents are XML; the request declares {request.mimetype or 'no type'!r}"
+    if request.mimetype == JSON and not request.headers.get(DOCUMENT_TYPE_HEADER):
+        detail = f"a JSON document needs the {DOCUMENT_TYPE_HEADER} header naming its type"
+        return refuse(CHANNEL, 400, "missing-header", detail)
+    if request.mimetype != JSON and not _declares_xml(request.mimetype):
+        detail = (
+            f"documents are XML or JSON; the request declares {request.mimetype or 'no type'!r}"
+        )
         return refuse(CHANNEL, 415, "unsupported-media-type", detail)
     return None
 
@@ -122,11 +134,22 @@ def _declares_xml(mimetype: str) -> bool:
     return mimetype in ("application/xml", "text/xml") or mimetype.endswith("+xml")
 
 
-def _envelope(source: str, body: bytes) -> tuple[Envelope, str | None]:
+def _document_type(body: bytes) -> tuple[str, str | None]:
+    """The document's type, and why it cannot be taken (None if it can)."""
+    if request.mimetype == JSON:
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            return "unparseable", f"malformed-document: not JSON: {exc}"
+        return request.headers[DOCUMENT_TYPE_HEADER], None
     try:
-        document_type, reason = root_namespace(parse_document(body)), None
+        return root_namespace(parse_document(body)), None
     except MalformedDocument as exc:
-        document_type, reason = "unparseable", f"{exc.code}: {exc.reason}"
+        return "unparseable", f"{exc.code}: {exc.reason}"
+
+
+def _envelope(source: str, body: bytes) -> tuple[Envelope, str | None]:
+    document_type, reason = _document_type(body)
     headers = {
         name[len(HEADER_PREFIX) :].lower(): value
         for name, value in request.headers.items()

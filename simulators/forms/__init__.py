@@ -9,6 +9,7 @@ office (the ``teryt`` attribute of its authority) and numbered, so no two are id
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,3 +61,45 @@ def form(service: str, office: Office, number: int) -> bytes:
             authority.text = office.name
     root.addprevious(etree.Comment(f" demo filing {number} for {office.id} "))
     return etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
+
+
+# The domain system that decides each service's filings, and its decision's type.
+DECIDING_SYSTEMS = {
+    "urn:hub:wzor:podatek-od-nieruchomosci:1": ("podatki", "urn:hub:legacy:podatki:decyzja:1"),
+    "urn:hub:wzor:zezwolenie-alkoholowe:1": ("alkohol", "urn:hub:legacy:alkohol:decyzja:1"),
+    "urn:hub:wzor:zajecie-pasa-drogowego:1": ("drogi", "urn:hub:legacy:drogi:decyzja:1"),
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A domain system's decision on a filing, as the system hands it to the hub."""
+
+    system: str
+    document_type: str
+    content_type: str
+    document: bytes
+
+
+def decision_on(filing_type: str, office: Office, case_id: str) -> Decision | None:
+    """The deciding system's decision on a filing of ``filing_type`` (None: no such system).
+
+    The templates are each system's own format (the tax system's JSON, the registers'
+    XML), addressed to ``office`` and naming the case.
+    """
+    if filing_type not in DECIDING_SYSTEMS:
+        return None
+    system, document_type = DECIDING_SYSTEMS[filing_type]
+    json_template = TEMPLATES / "decisions" / f"{system}.json"
+    if json_template.exists():
+        decision = json.loads(json_template.read_text(encoding="utf-8"))
+        decision["case_reference"] = case_id[:60]
+        decision["office"] |= {"teryt": office.id, "name": office.name}
+        body = json.dumps(decision, ensure_ascii=False).encode()
+        return Decision(system, document_type, "application/json", body)
+    root = etree.parse(str(TEMPLATES / "decisions" / f"{system}.xml"), PARSER).getroot()
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.get("teryt") is not None:
+            element.set("teryt", office.id)
+    body = etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
+    return Decision(system, document_type, "application/xml", body)

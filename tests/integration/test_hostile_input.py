@@ -285,11 +285,29 @@ CASES = [
         "bearer token",
     ),
     Case(
-        "intake-content-type-mismatch",
-        intake(PISMO, content_type="application/json"),
+        "intake-unsupported-media-type",
+        intake(PISMO, content_type="text/plain"),
         "unsupported-media-type",
         "quarantine",
-        "application/json",
+        "text/plain",
+    ),
+    Case(
+        "intake-content-type-mismatch",
+        intake(
+            PISMO,
+            content_type="application/json",
+            **{"X-Hub-Document-Type": "urn:hub:legacy:podatki:decyzja:1"},
+        ),
+        "malformed-document",
+        "rejected-message",
+        "not JSON",
+    ),
+    Case(
+        "intake-json-without-its-type",
+        intake(b'{"decision": 1}', content_type="application/json"),
+        "missing-header",
+        "quarantine",
+        "X-Hub-Document-Type",
     ),
     # The e-Doręczenia webhook (REST).
     Case(
