@@ -34,6 +34,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from simulators.eod.seal_check import SEALED_CONTENT_TYPE, SealRejected, opened, unseal
+from simulators.faults import take_fault
 
 
 @dataclass
@@ -64,14 +65,9 @@ class Registry:
     def next_fault(self) -> Fault | None:
         """The fault to apply to this request, if any, using one of its ``times``."""
         with self.lock:
-            if not self.faults:
-                return None
-            fault = self.faults[0]
-            if fault.times is not None:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.pop(0)
-            self.faulted += 1
+            fault = take_fault(self.faults)
+            if fault is not None:
+                self.faulted += 1
             return fault
 
     def register(

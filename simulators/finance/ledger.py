@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from simulators.faults import take_fault
+
 
 class FaultKind(StrEnum):
     """How the simulated system misbehaves for the next requests."""
@@ -69,14 +71,9 @@ class Ledger:
         """The fault for this request, if any, using up one of its ``times``."""
         with self.lock:
             self.requests += 1
-            if not self.faults:
-                return None
-            fault = self.faults[0]
-            if fault.times is not None:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.pop(0)
-            self.faulted += 1
+            fault = take_fault(self.faults)
+            if fault is not None:
+                self.faulted += 1
             return fault
 
     def arm(self, fault: Fault) -> None:

@@ -38,6 +38,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from simulators.faults import take_fault
+
 DECLARATIONS_PATH = "/api/v1/declarations"
 
 
@@ -98,14 +100,9 @@ class TaxRegistry:
         """The fault for this request, if any, using up one of its ``times``."""
         with self.lock:
             self.requests += 1
-            if not self.faults:
-                return None
-            fault = self.faults[0]
-            if fault.times is not None:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.pop(0)
-            self.faulted += 1
+            fault = take_fault(self.faults)
+            if fault is not None:
+                self.faulted += 1
             return fault
 
     def register(
