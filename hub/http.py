@@ -14,7 +14,11 @@ from collections.abc import Iterator, Mapping
 import requests
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from hub.adapters import DeliveryReceipt
+from hub.envelope import Envelope
 from hub.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from hub.region import EndpointConfig
+from hub.settings import Settings
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -86,3 +90,68 @@ def translate_http_errors(endpoint: str) -> Iterator[None]:
         raise PermanentDeliveryError(
             f"{endpoint} answered something that is not JSON: {exc}"
         ) from exc
+
+
+class RestOutbound:
+    """An outbound kind that POSTs each envelope to its endpoint's URL, once per attempt.
+
+    The envelope id is the ``Idempotency-Key``; the destination answers 201 with its
+    record, or 200 with the record it made the first time for a repeated key. Its record
+    id, under ``reference_field`` of the JSON answer, becomes the delivery's reference.
+    Subclasses name the field, the headers the destination reads, and may refuse an
+    envelope before it is sent (``check``).
+    """
+
+    reference_field = "id"
+
+    def __init__(self, endpoint: EndpointConfig, settings: Settings) -> None:
+        self.endpoint = endpoint
+        self._timeout_s = endpoint.timeout_s or settings.delivery_timeout_s
+        self._session: requests.Session | None = None
+
+    def setup(self) -> None:
+        """Open one keep-alive HTTP session for this endpoint."""
+        self._session = http_session(self.endpoint.url)
+
+    def stop(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            self._session.close()
+
+    def check(self, envelope: Envelope) -> None:
+        """Refuse an envelope the destination can never take (nothing by default)."""
+
+    def headers(self, envelope: Envelope) -> dict[str, str]:
+        """The request's headers: the content type and the idempotency key at least."""
+        return {
+            "Content-Type": envelope.content_type,
+            "Idempotency-Key": str(envelope.envelope_id),
+            "X-Correlation-ID": envelope.correlation_id,
+            "X-Document-Type": envelope.document_type,
+        }
+
+    def deliver(self, envelope: Envelope) -> DeliveryReceipt:
+        """Post ``envelope``; return the destination's record id as the reference.
+
+        Raises:
+            TransientDeliveryError: unreachable, timed out, 5xx, 408, 425 or 429.
+            PermanentDeliveryError: refused by ``check`` or by any other answer.
+        """
+        self.check(envelope)
+        assert self._session is not None, "setup() was not called"
+        with translate_http_errors(self.endpoint.name):
+            response = post_once(
+                self._session,
+                self.endpoint.url,
+                envelope.body,
+                self.headers(envelope),
+                self._timeout_s,
+            )
+            if response.status_code in (200, 201):
+                reference = response.json().get(self.reference_field, "")
+                return DeliveryReceipt(
+                    endpoint=self.endpoint.name,
+                    external_reference=str(reference) or None,
+                    duplicate=response.status_code == 200,
+                )
+        raise refusal(self.endpoint.name, response)
