@@ -39,13 +39,20 @@ from hub.errors import HubError
 from hub.settings import Settings
 from hub.store.models import AttemptRow
 from hub.store.repository import Store
-from simulators.demo import FINAL_STATUSES, Demo, _demo_settings, stop_on_sigterm
+from simulators.demo import (
+    FINAL_STATUSES,
+    MAX_DEMO_OFFICES,
+    Demo,
+    _demo_settings,
+    stop_on_sigterm,
+)
 from simulators.processes import start_hub_process
 from simulators.tcp_proxy import CuttableProxy
 
 DRILL_QUEUE_SUFFIX = "-drill"
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/hub_drill"
 FAULT_PAUSE_S = 2.0
+DRILL_RETRY_DELAYS_S = (1, 5, 15, 30)
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,12 @@ class DrillResult:
 
 @click.command("drill")
 @click.option("--documents", type=click.IntRange(min=1), default=2000, show_default=True)
-@click.option("--offices", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "--offices",
+    type=click.IntRange(min=1, max=MAX_DEMO_OFFICES),
+    default=5,
+    show_default=True,
+)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option(
     "--duplicates",
@@ -166,6 +178,8 @@ def _drill_settings(settings: Settings, database_url: str) -> Settings:
     return demo.replace(
         queue_prefix=settings.queue_prefix + DRILL_QUEUE_SUFFIX,
         database_url=database_url,
+        # Short tiers, so minutes of outage fit a drill (and its queues are removed after).
+        retry_delays_s=DRILL_RETRY_DELAYS_S,
     )
 
 
@@ -231,7 +245,7 @@ class Drill(Demo):
         return {
             **super()._child_env(region_path),
             # Short tiers and a quick circuit probe, so minutes of outage fit a drill.
-            "HUB_RETRY_DELAYS_S": "1,5,15,30",
+            "HUB_RETRY_DELAYS_S": ",".join(str(delay) for delay in self.settings.retry_delays_s),
             "HUB_BREAKER_COOL_DOWN_S": "5",
             "HUB_BROKER_BACKOFF_MAX_S": "2",
             "HUB_DELIVERY_LEASE_S": "20",
