@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hub.errors import ConfigurationError, SignatureInvalid
@@ -31,15 +31,13 @@ from hub.settings import Settings
 from hub.signing.keystore import HUB_IDENTITY, Keystore, SigningIdentity
 from hub.signing.trust import TrustStore
 from hub.signing.xades import sign_document, verify_document
-from hub.store.models import AuditCheckpointRow, AuditRow
 from hub.store.repository import Store, aware, utcnow
+from hub.store.tables import AUDIT, CHECKPOINTS
 
 log = get_logger(__name__)
 
 GENESIS_HASH = "0" * 64
 CHECKPOINT_NAMESPACE = "urn:hub:audit:checkpoint:1"
-AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
-CHECKPOINTS: Table = AuditCheckpointRow.__table__  # type: ignore[assignment]
 LINK_ROW = (
     update(AUDIT)
     .where(AUDIT.c.id == bindparam("row_id"))

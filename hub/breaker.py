@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from hub.settings import Settings
 from hub.store.models import EndpointStateRow
 from hub.store.repository import Store, aware, utcnow
+from hub.store.tables import ENDPOINT_STATES
 
-ENDPOINT_STATES: Table = EndpointStateRow.__table__  # type: ignore[assignment]
 PAUSED_RECHECK_S = 60.0
 CLEAN_CACHE_S = 1.0
 

@@ -17,15 +17,13 @@ import os
 import socket
 from dataclasses import dataclass
 
-from sqlalchemy import Table, insert
+from sqlalchemy import insert
 
 from hub.breaker import CircuitBreakers
 from hub.settings import Settings
-from hub.store.models import AuditRow
 from hub.store.repository import Store, utcnow
+from hub.store.tables import AUDIT
 from monitoring.auth import Account
-
-AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)

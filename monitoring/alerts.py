@@ -33,7 +33,7 @@ from typing import Any
 
 import click
 import requests
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 
 from hub.breaker import Circuit
 from hub.errors import ConfigurationError, StoreUnavailable
@@ -41,14 +41,12 @@ from hub.logging import get_logger
 from hub.region import Region, load_region
 from hub.settings import Settings
 from hub.singleton import SingletonLease
-from hub.store.models import AlertRow, EndpointStateRow
 from hub.store.repository import Store, aware, utcnow
+from hub.store.tables import ALERTS, ENDPOINT_STATES
 from monitoring import queries
 
 log = get_logger(__name__)
 
-ALERTS: Table = AlertRow.__table__  # type: ignore[assignment]
-ENDPOINT_STATES: Table = EndpointStateRow.__table__  # type: ignore[assignment]
 ALERTS_LOCK = "alert-evaluator"
 WEBHOOK_TIMEOUT_S = 5.0
 ALERT_LOG_LIMIT = 200

@@ -21,26 +21,17 @@ from sqlalchemy.engine import Connection
 
 from hub.envelope import Address
 from hub.states import FINAL_DELIVERY_STATUSES, DeliveryStatus, MessageStatus
-from hub.store.models import (
-    AttemptRow,
-    AuditRow,
-    CaseEventRow,
-    DeliveryRow,
-    EndpointStateRow,
-    MessageRow,
-    ReceiptRow,
-    SignatureCheckRow,
-)
 from hub.store.repository import Store, aware, utcnow
-
-MESSAGES: Table = MessageRow.__table__  # type: ignore[assignment]
-DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[assignment]
-ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
-RECEIPTS: Table = ReceiptRow.__table__  # type: ignore[assignment]
-SIGNATURE_CHECKS: Table = SignatureCheckRow.__table__  # type: ignore[assignment]
-AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
-CASE_EVENTS: Table = CaseEventRow.__table__  # type: ignore[assignment]
-ENDPOINT_STATES: Table = EndpointStateRow.__table__  # type: ignore[assignment]
+from hub.store.tables import (
+    ATTEMPTS,
+    AUDIT,
+    CASE_EVENTS,
+    DELIVERIES,
+    ENDPOINT_STATES,
+    MESSAGES,
+    RECEIPTS,
+    SIGNATURE_CHECKS,
+)
 
 WINDOWS = {"15m": timedelta(minutes=15), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 # One chart point per 15 s over the live quarter hour, per minute over an hour, per half

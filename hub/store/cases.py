@@ -14,13 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 
-from hub.store.models import CaseEventRow, CaseRow
 from hub.store.repository import Store, aware, utcnow
-
-CASES: Table = CaseRow.__table__  # type: ignore[assignment]
-CASE_EVENTS: Table = CaseEventRow.__table__  # type: ignore[assignment]
+from hub.store.tables import CASE_EVENTS, CASES
 
 # What a domain system may report; the hub itself records received and delivered.
 REPORTABLE_STATUSES = (

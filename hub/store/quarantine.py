@@ -11,12 +11,10 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import insert, select
 
-from hub.store.models import QuarantineRow
 from hub.store.repository import Store, aware, utcnow
-
-QUARANTINE: Table = QuarantineRow.__table__  # type: ignore[assignment]
+from hub.store.tables import QUARANTINE
 
 # Enough to see what a caller sent; the digest covers the whole body.
 KEPT_BODY_BYTES = 1024 * 1024

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import Row, Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,31 +36,18 @@ from hub.states import (
     predecessors,
 )
 from hub.store.database import READ_ONLY_OPTION, create_store_engine, translate_store_errors
-from hub.store.models import (
-    AttemptRow,
-    AuditRow,
-    CaseEventRow,
-    CaseRow,
-    DeliveryRow,
-    MessageRow,
-    OutboxRow,
-    ReceiptRow,
-    SignatureCheckRow,
-    SingletonLockRow,
+from hub.store.tables import (
+    ATTEMPTS,
+    AUDIT,
+    CASE_EVENTS,
+    CASES,
+    DELIVERIES,
+    LOCKS,
+    MESSAGES,
+    OUTBOX,
+    RECEIPTS,
+    SIGNATURE_CHECKS,
 )
-
-# Writes go through the Core tables: the ORM's bulk-insert path costs milliseconds of
-# CPU per statement, which on the hot path would cap the hub well below the database.
-MESSAGES: Table = MessageRow.__table__  # type: ignore[assignment]
-OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
-CASES: Table = CaseRow.__table__  # type: ignore[assignment]
-CASE_EVENTS: Table = CaseEventRow.__table__  # type: ignore[assignment]
-ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
-DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[assignment]
-LOCKS: Table = SingletonLockRow.__table__  # type: ignore[assignment]
-RECEIPTS: Table = ReceiptRow.__table__  # type: ignore[assignment]
-AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
-SIGNATURE_CHECKS: Table = SignatureCheckRow.__table__  # type: ignore[assignment]
 
 INSERT_MESSAGE = insert(MESSAGES)
 INSERT_OUTBOX = insert(OUTBOX)
