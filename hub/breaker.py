@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from hub.settings import Settings
 from hub.store.models import EndpointStateRow
-from hub.store.repository import Store, aware, utcnow
+from hub.store.repository import Store, audit_event, aware, utcnow
 from hub.store.tables import ENDPOINT_STATES
 
 PAUSED_RECHECK_S = 60.0
@@ -98,15 +98,38 @@ class CircuitBreakers:
                 reason=reason,
             )
 
-    def pause(self, endpoint: str, actor: str, reason: str) -> None:
-        """Stop attempting deliveries to ``endpoint`` until :meth:`resume`."""
+    def pause(self, endpoint: str, actor: str, reason: str, **details: str) -> None:
+        """Stop attempting deliveries to ``endpoint`` until :meth:`resume`.
+
+        The audit log records who paused it and why, in the same transaction; ``details``
+        add to that record (the operator's role, say).
+        """
         self._clean_until.pop(endpoint, None)
         with self._store.transaction() as connection:
             _upsert(connection, endpoint, state=Circuit.PAUSED, reason=reason, changed_by=actor)
+            audit_event(
+                connection,
+                None,
+                "endpoint-paused",
+                utcnow(),
+                endpoint=endpoint,
+                actor=actor,
+                reason=reason,
+                **details,
+            )
 
-    def resume(self, endpoint: str, actor: str) -> None:
-        """Attempt deliveries to ``endpoint`` again."""
+    def resume(self, endpoint: str, actor: str, **details: str) -> None:
+        """Attempt deliveries to ``endpoint`` again; the audit log records who."""
         with self._store.transaction() as connection:
+            audit_event(
+                connection,
+                None,
+                "endpoint-resumed",
+                utcnow(),
+                endpoint=endpoint,
+                actor=actor,
+                **details,
+            )
             _upsert(
                 connection,
                 endpoint,

@@ -4,25 +4,17 @@ Every action lands in the hub's hash-chained audit log with who did it, rather t
 table of its own: the audit log is already the one tamper-evident record of who changed
 what (the store writes a replay's ``replayed`` row, with its actor and reason, in the
 replay's own transaction), and a second, unchained table would be an editable copy of
-the same facts. The circuit breaker records only the last ``changed_by`` of an endpoint,
-so pauses and resumes get their audit rows here (``endpoint-paused``,
-``endpoint-resumed``), written right after the change, chained by the relay like every
-other row.
+the same facts. The circuit breaker writes the ``endpoint-paused`` and ``endpoint-resumed``
+rows in the transaction that changes the circuit, with the person and their role.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 from dataclasses import dataclass
-
-from sqlalchemy import insert
 
 from hub.breaker import CircuitBreakers
 from hub.settings import Settings
-from hub.store.repository import Store, utcnow
-from hub.store.tables import AUDIT
+from hub.store.repository import Store
 from monitoring.auth import Account
 
 
@@ -49,25 +41,13 @@ class OperatorActions:
         return ReplayOutcome(delivery_id, message_id is not None, message_id)
 
     def pause(self, endpoint: str, reason: str) -> None:
-        """Stop attempting deliveries to ``endpoint``, and record who and why."""
-        self._breakers.pause(endpoint, self._account.name, reason)
-        self._audit("endpoint-paused", endpoint=endpoint, reason=reason)
+        """Stop attempting deliveries to ``endpoint``; the audit log records who and why."""
+        self._breakers.pause(endpoint, self._account.name, reason, role=self._role)
 
     def resume(self, endpoint: str) -> None:
-        """Attempt deliveries to ``endpoint`` again, and record who."""
-        self._breakers.resume(endpoint, self._account.name)
-        self._audit("endpoint-resumed", endpoint=endpoint)
+        """Attempt deliveries to ``endpoint`` again; the audit log records who."""
+        self._breakers.resume(endpoint, self._account.name, role=self._role)
 
-    def _audit(self, event: str, **details: object) -> None:
-        details.update(actor=self._account.name, role=self._account.role.name.lower())
-        with self._store.transaction() as connection:
-            connection.execute(
-                insert(AUDIT).values(
-                    message_id=None,
-                    event=event,
-                    # The process, as the store's own rows name it; the person is in details.
-                    actor=f"{socket.gethostname()}:{os.getpid()}",
-                    details=json.dumps(details, sort_keys=True, ensure_ascii=False),
-                    occurred_at=utcnow(),
-                )
-            )
+    @property
+    def _role(self) -> str:
+        return self._account.role.name.lower()

@@ -373,7 +373,7 @@ class Store:
                         now=now,
                     ),
                 )
-                _audit(
+                audit_event(
                     connection,
                     str(envelope.envelope_id),
                     status.value,
@@ -498,7 +498,7 @@ class Store:
                 {"message_id": message_id, "accepted": MessageStatus.ACCEPTED.value, "now": now},
             ).rowcount
             if routed:
-                _audit(connection, message_id, "routed", now, endpoints=sorted(existing))
+                audit_event(connection, message_id, "routed", now, endpoints=sorted(existing))
                 for check in signature_checks:
                     _insert_signature_check(connection, message_id, check, now)
             return list(existing.values())
@@ -516,7 +516,7 @@ class Store:
             if current is None:
                 return False
             check_transition(MessageStatus(current), MessageStatus.REJECTED)
-            _audit(connection, message_id, "rejected", utcnow(), reason=reason)
+            audit_event(connection, message_id, "rejected", utcnow(), reason=reason)
             connection.execute(
                 update(MESSAGES)
                 .where(MESSAGES.c.id == message_id)
@@ -671,7 +671,7 @@ class Store:
                 INSERT_OUTBOX,
                 {"message_id": message_id, "routing_key": "accepted", "created_at": now},
             )
-            _audit(
+            audit_event(
                 connection,
                 message_id,
                 "replayed",
@@ -962,7 +962,7 @@ def _insert_receipt(
             "received_at": now,
         },
     )
-    _audit(
+    audit_event(
         connection,
         message_id,
         "receipt",
@@ -991,7 +991,7 @@ def _insert_signature_check(
             checked_at=now,
         )
     )
-    _audit(
+    audit_event(
         connection,
         message_id,
         "signature-checked",
@@ -1002,10 +1002,13 @@ def _insert_signature_check(
     )
 
 
-def _audit(
+def audit_event(
     connection: Connection, message_id: str | None, event: str, now: datetime, **details: object
 ) -> None:
-    """Append an audit row (chained later by :mod:`hub.audit`) in the change's transaction."""
+    """Append an audit row (chained later by :mod:`hub.audit`) in the change's transaction.
+
+    ``message_id`` is None for what concerns no one message (an endpoint paused, say).
+    """
     connection.execute(
         INSERT_AUDIT,
         {
@@ -1105,7 +1108,7 @@ def _refresh_message(connection: Connection, message_id: str, now: datetime) -> 
     if not changed:
         current = connection.scalar(SELECT_MESSAGE_STATUS, {"message_id": message_id})
         raise IllegalTransition(f"message {message_id} cannot go from {current} to {status}")
-    _audit(connection, message_id, status.value, now)
+    audit_event(connection, message_id, status.value, now)
     if status is MessageStatus.DELIVERED:
         case_id = connection.scalar(SELECT_CASE_OF_MESSAGE, {"message_id": message_id})
         _add_case_event(connection, str(case_id), "delivered", now, message_id)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from hub.breaker import Circuit, CircuitBreakers
+from hub.store.models import AuditRow
 
 
 def attempts_of(hub, messages):
@@ -32,6 +34,15 @@ def test_a_paused_endpoint_gets_no_attempts_until_it_is_resumed(hub, eod, enqueu
     messages = hub.wait_until_settled(6, timeout_s=90)
     assert {row.status for row in messages} == {"delivered"}
     assert set(attempts_of(hub, messages).values()) == {1}
+    with hub.store.session() as session:
+        actions = [
+            (row.event, json.loads(row.details))
+            for row in session.query(AuditRow).filter(AuditRow.message_id.is_(None))
+        ]
+    assert [(event, d["actor"], d["endpoint"]) for event, d in actions] == [
+        ("endpoint-paused", "operator-anna", "eod@146501_1"),
+        ("endpoint-resumed", "operator-anna", "eod@146501_1"),
+    ]
 
 
 def test_repeated_failures_open_the_circuit_and_a_probe_closes_it_again(hub, eod, enqueue_filings):
