@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
-from hub.store.repository import Store, aware, utcnow
+from hub.store.repository import Store, add_case_event, aware, utcnow
 from hub.store.tables import CASE_EVENTS, CASES
 
 # What a domain system may report; the hub itself records received and delivered.
@@ -116,12 +116,8 @@ def report_case_status(
         ).rowcount
         if not changed:
             return False
-        details = {"reported_by": reported_by, **({"note": note} if note else {})}
-        connection.execute(
-            insert(CASE_EVENTS).values(
-                case_id=case_id, event=status, details=json.dumps(details), occurred_at=now
-            )
-        )
+        notes = {"note": note} if note else {}
+        add_case_event(connection, case_id, status, now, reported_by=reported_by, **notes)
         return True
 
 

@@ -737,8 +737,12 @@ class Store:
             _insert_receipt(connection, message_id, None, evidence, now)
             case_id = connection.scalar(SELECT_CASE_OF_MESSAGE, {"message_id": message_id})
             if case_id is not None and connection.scalar(SELECT_CASE, {"case_id": case_id}):
-                _add_case_event(
-                    connection, str(case_id), f"receipt {evidence.kind}", now, message_id
+                add_case_event(
+                    connection,
+                    str(case_id),
+                    f"receipt {evidence.kind}",
+                    now,
+                    envelope_id=message_id,
                 )
             return True
 
@@ -918,13 +922,13 @@ def _open_case(connection: Connection, envelope: Envelope, now: datetime) -> Non
             .where(CASES.c.id == envelope.correlation_id)
             .values(office=office, status="forwarded", updated_at=now)
         )
-        _add_case_event(
+        add_case_event(
             connection,
             envelope.correlation_id,
             "forwarded",
             now,
-            str(envelope.envelope_id),
-            extra={"from": forwarded_from, "to": office},
+            envelope_id=str(envelope.envelope_id),
+            **{"from": forwarded_from, "to": office},
         )
         return
     if known is None:
@@ -940,7 +944,9 @@ def _open_case(connection: Connection, envelope: Envelope, now: datetime) -> Non
                 "deadline_at": now + timedelta(days=statutory_deadline_days(envelope)),
             },
         )
-    _add_case_event(connection, envelope.correlation_id, "received", now, str(envelope.envelope_id))
+    add_case_event(
+        connection, envelope.correlation_id, "received", now, envelope_id=str(envelope.envelope_id)
+    )
 
 
 def _insert_receipt(
@@ -1028,23 +1034,13 @@ def _actor() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _add_case_event(
-    connection: Connection,
-    case_id: str,
-    event: str,
-    now: datetime,
-    envelope_id: str,
-    *,
-    extra: dict[str, str] | None = None,
+def add_case_event(
+    connection: Connection, case_id: str, event: str, now: datetime, **details: str
 ) -> None:
+    """Append a step to a case's history, in the transaction of what caused it."""
     connection.execute(
         INSERT_CASE_EVENT,
-        {
-            "case_id": case_id,
-            "event": event,
-            "details": json.dumps({"envelope_id": envelope_id, **(extra or {})}),
-            "occurred_at": now,
-        },
+        {"case_id": case_id, "event": event, "details": json.dumps(details), "occurred_at": now},
     )
 
 
@@ -1111,7 +1107,7 @@ def _refresh_message(connection: Connection, message_id: str, now: datetime) -> 
     audit_event(connection, message_id, status.value, now)
     if status is MessageStatus.DELIVERED:
         case_id = connection.scalar(SELECT_CASE_OF_MESSAGE, {"message_id": message_id})
-        _add_case_event(connection, str(case_id), "delivered", now, message_id)
+        add_case_event(connection, str(case_id), "delivered", now, envelope_id=message_id)
 
 
 def _message_status_from(statuses: set[DeliveryStatus]) -> MessageStatus:
