@@ -1,10 +1,12 @@
-"""``hub demo``: the whole hub on the embedded defaults, fed by simulated ePUAP inboxes.
+"""``hub demo``: the whole hub on the embedded defaults, fed by simulated citizens.
 
-Starts the ePUAP and EOD simulators, the outbox relay, workers and the poller as real
-processes against the local RabbitMQ and a fresh SQLite store (or ``HUB_DATABASE_URL``),
-puts N pisma ogólne into the inboxes of K offices, waits until each is delivered or
-dead, and prints a summary. It exits 0 only if every document reached its office's EOD
-exactly once.
+Starts the simulators (ePUAP, e-Doręczenia, EOD, the tax system, the registers), the
+outbox relay, workers, the poller and the HTTP API as real processes against the local
+RabbitMQ and a fresh SQLite store (or ``HUB_DATABASE_URL``); files N documents (general
+letters and every service's own form) with the offices of the whole region (or its
+first K), has the domain systems answer some of them with decisions, waits until each
+is delivered or dead, and prints a summary. It exits 0 only if every filing reached its
+systems exactly once and every decision went back with its UPD.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from sqlalchemy import func, select
 
 from hub.broker.connection import close_quietly, connect, translate_broker_errors
 from hub.broker.topology import Topology
-from hub.errors import HubError
+from hub.errors import ConfigurationError, HubError
 from hub.region import Region, load_region
 from hub.region_render import render_region
 from hub.settings import Settings
@@ -48,7 +50,7 @@ from simulators.processes import ChildProcess, start_hub_process, start_simulato
 from simulators.serving import free_port
 
 DEMO_QUEUE_SUFFIX = "-demo"
-MAX_DEMO_OFFICES = 40
+MAX_DEMO_OFFICES = 400
 PISMO_OGOLNE = "http://crd.gov.pl/wzor/2013/12/12/1410/"
 # What the demo files: general letters, and the forms of the services that have one.
 DEMO_DOCUMENT_TYPES = (
@@ -115,16 +117,34 @@ class DemoResult:
         return sum(self.filed_by_type.values()) - self.filed_by_type.get(PISMO_OGOLNE, 0)
 
 
+class OfficeCount(click.ParamType[int | None, object]):
+    """A number of offices, or ``all`` (None) for the whole catalogue."""
+
+    name = "N|all"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | None:
+        """``all`` → None, else a positive whole number."""
+        if value is None or value == "all":
+            return None
+        try:
+            count = int(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of offices nor 'all'", param, ctx)
+        if count < 1:
+            self.fail("at least one office", param, ctx)
+        return count
+
+
 @click.command("demo")
-@click.option("--documents", type=click.IntRange(min=1), default=200, show_default=True)
-# Every endpoint is a quorum queue (a Raft group of its own); the whole region's 1825
-# endpoints on one small broker node stalled it, so the demo takes a slice of the region.
+@click.option("--documents", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option(
     "--offices",
-    type=click.IntRange(min=1, max=MAX_DEMO_OFFICES),
-    default=5,
+    type=OfficeCount(),
+    default="all",
     show_default=True,
-    help=f"How many offices of the catalogue (at most {MAX_DEMO_OFFICES}).",
+    help="How many offices of the catalogue, from its start (all: the whole region).",
 )
 @click.option(
     "--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes."
@@ -137,13 +157,13 @@ def demo_command(
     settings: Settings,
     *,
     documents: int,
-    offices: int,
+    offices: int | None,
     workers: int,
     timeout_s: float,
     as_json: bool,
     serve: bool,
 ) -> None:
-    """Carry N simulated ePUAP filings to K offices' EOD systems, end to end."""
+    """Carry N simulated filings to the whole region (or its first K offices), end to end."""
     stop_on_sigterm()
     demo = Demo(_demo_settings(settings), offices, workers, serve=serve)
     try:
@@ -180,12 +200,21 @@ def with_register_queues(region: Region, prefix: str) -> Region:
     return dataclasses.replace(region, endpoints=endpoints)
 
 
-def demo_offices(region: Region, count: int) -> list[str]:
-    """The first ``count`` offices of the catalogue, one of them county-level if possible.
+def demo_offices(region: Region, count: int | None) -> list[str]:
+    """The first ``count`` offices of the catalogue (all of them if None), a county among them.
 
     Road-lane permits are filed with counties, which come late in the catalogue; with
     room for more than one office the demo swaps its last office for the first county.
+
+    Raises:
+        ConfigurationError: the catalogue has fewer offices than asked for.
     """
+    if count is None:
+        return list(region.offices)
+    if count > len(region.offices):
+        raise ConfigurationError(
+            f"the catalogue has {len(region.offices)} offices; asked for {count}"
+        )
     chosen = list(region.offices)[:count]
     counties = [office.id for office in offices_offering(region, "zajecie-pasa-drogowego")]
     if count > 1 and counties and not set(chosen) & set(counties):
@@ -222,7 +251,12 @@ class Demo:
     """The simulators and hub processes of one demo run."""
 
     def __init__(
-        self, settings: Settings, office_count: int, worker_count: int, *, serve: bool = False
+        self,
+        settings: Settings,
+        office_count: int | None,
+        worker_count: int,
+        *,
+        serve: bool = False,
     ) -> None:
         self.settings = settings
         region = load_region(settings.region_path)

@@ -41,8 +41,8 @@ from hub.store.models import AttemptRow
 from hub.store.repository import Store
 from simulators.demo import (
     FINAL_STATUSES,
-    MAX_DEMO_OFFICES,
     Demo,
+    OfficeCount,
     _demo_settings,
     stop_on_sigterm,
 )
@@ -108,8 +108,8 @@ class DrillResult:
 @click.option("--documents", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option(
     "--offices",
-    type=click.IntRange(min=1, max=MAX_DEMO_OFFICES),
-    default=5,
+    type=OfficeCount(),
+    default="5",
     show_default=True,
 )
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
@@ -143,7 +143,7 @@ def drill_command(
     settings: Settings,
     *,
     documents: int,
-    offices: int,
+    offices: int | None,
     workers: int,
     duplicates: int,
     broker: str,
@@ -204,7 +204,9 @@ def through_proxy(url: str, proxy: CuttableProxy) -> str:
 class Drill(Demo):
     """The demo's hub and simulators, with the database and broker behind cuttable proxies."""
 
-    def __init__(self, settings: Settings, offices: int, workers: int, plan: DrillPlan) -> None:
+    def __init__(
+        self, settings: Settings, offices: int | None, workers: int, plan: DrillPlan
+    ) -> None:
         self.plan = plan
         self.direct_settings = settings
         database = urlsplit(settings.database_url)

@@ -8,6 +8,10 @@ from collections.abc import Iterator
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingConnection
+from pika.adapters.utils.connection_workflow import (
+    AMQPConnectorException,
+    AMQPConnectorStackTimeout,
+)
 
 from hub.errors import BrokerUnavailable
 
@@ -16,11 +20,21 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     pika.exceptions.AMQPConnectionError,
     pika.exceptions.AMQPChannelError,
     pika.exceptions.StreamLostError,
+    # Raised as is (outside AMQPConnectionError) when a connection attempt times out or
+    # is aborted between TCP and login.
+    AMQPConnectorException,
     ConnectionError,
     OSError,
 )
 
 START_HINT = "start it with: rabbitmq-server -detached"
+# A node that has run out of file handles (one per queue, and every endpoint has a
+# queue) still takes TCP connections but never finishes the AMQP handshake.
+HANDSHAKE_HINT = (
+    "the broker took the connection but did not finish the AMQP handshake; a RabbitMQ "
+    "node out of file handles does this (it needs one per queue, one per endpoint of "
+    "the region): see docs/broker.md"
+)
 
 
 def connect(amqp_url: str, heartbeat_s: int = 30) -> BlockingConnection:
@@ -49,6 +63,9 @@ def translate_broker_errors(amqp_url: str) -> Iterator[None]:
         raise BrokerUnavailable(
             f"RabbitMQ refused an operation: {exc.reply_code} {exc.reply_text}"
         ) from exc
+    except AMQPConnectorStackTimeout as exc:
+        where = pika.URLParameters(amqp_url)
+        raise BrokerUnavailable(f"RabbitMQ at {where.host}:{where.port}: {HANDSHAKE_HINT}") from exc
     except CONNECTION_ERRORS as exc:
         where = pika.URLParameters(amqp_url)
         detail = str(exc) or "connection refused or closed"

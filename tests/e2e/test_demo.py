@@ -59,6 +59,27 @@ def test_demo_delivers_fifty_filings_exactly_once_and_reports_json(tmp_path):
     assert (tmp_path / "demo" / "hub.db").exists()
 
 
+def test_demo_runs_the_whole_region_with_every_kind_of_filing(tmp_path):
+    # Every office of the sample region: 1825 endpoints, each with its queue on the broker.
+    finished = run_hub(["demo", "--documents", "400", "--json"], tmp_path, timeout_s=900)
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    figures = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert figures["offices"] == 357
+    assert figures["submitted"] == figures["delivered"] == 400
+    assert figures["exactly_once"] is True
+    # One in twenty of each service with a form, the rest general letters.
+    assert figures["filed_by_type"] == {
+        "http://crd.gov.pl/wzor/2013/12/12/1410/": 340,
+        "urn:hub:wzor:podatek-od-nieruchomosci:1": 20,
+        "urn:hub:wzor:zezwolenie-alkoholowe:1": 20,
+        "urn:hub:wzor:zajecie-pasa-drogowego:1": 20,
+    }
+    assert figures["registered_by_domain_systems"] == {"tax": 20, "alkohol": 20, "drogi": 20}
+    assert figures["decisions_sent"] == figures["upds_filed"] >= 4
+    assert figures["succeeded"] is True
+
+
 def test_an_unreachable_broker_is_reported_in_one_line_with_the_fix(tmp_path):
     finished = run_hub(
         ["demo", "--documents", "1"], tmp_path, HUB_AMQP_URL="amqp://guest:guest@127.0.0.1:1/%2F"
