@@ -427,6 +427,13 @@ url = "${HUB_EDORECZENIA_URL:-http://127.0.0.1:8093}/api/v1"
 token_url = "${HUB_EDORECZENIA_URL:-http://127.0.0.1:8093}/oauth2/token"
 client_id = "${HUB_EDORECZENIA_CLIENT_ID:-hub}"
 client_secret = "${HUB_EDORECZENIA_CLIENT_SECRET:-demo-secret}"
+
+# ... and the registers' answers (acknowledgements with their register numbers, refusals,
+# case steps) from the .out queue of every register, filed as receipts of the deliveries.
+[[inbound]]
+name = "registers-answers"
+kind = "registers-answers"
+url = "${HUB_REGISTERS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2F}"
 """
 
 

@@ -91,6 +91,8 @@ class DemoResult:
     # Filings by document type, and what the domain systems (tax, registers) registered.
     filed_by_type: dict[str, int]
     registered_by_domain_systems: dict[str, int]
+    # The registers' acknowledgements the hub read back from their .out queues.
+    register_acks_filed: int
 
     @property
     def exactly_once(self) -> bool:
@@ -109,6 +111,14 @@ class DemoResult:
             and self.upds_filed == self.decisions_sent
             and self.seals_checked_by_eod >= self.delivered
             and sum(self.registered_by_domain_systems.values()) >= self.forms
+            and self.register_acks_filed >= self.registered_by_registers
+        )
+
+    @property
+    def registered_by_registers(self) -> int:
+        """Forms the registers (not the tax system) registered."""
+        return sum(
+            count for system, count in self.registered_by_domain_systems.items() if system != "tax"
         )
 
     @property
@@ -537,6 +547,9 @@ class Demo:
         arrivals = requests.get(f"{self.urls['eod']}/_sim/received", timeout=30).json()
         eod_stats = requests.get(f"{self.urls['eod']}/_sim/stats", timeout=30).json()
         delivered_ids = {row.id for row in delivered}
+        registered = self._registered_by_domain_systems(
+            expected=sum(1 for row in delivered if row.document_type != PISMO_OGOLNE)
+        )
         return DemoResult(
             submitted=documents,
             delivered=len(delivered),
@@ -560,8 +573,9 @@ class Demo:
             upds_filed=decisions.upds_filed,
             seals_checked_by_eod=int(eod_stats.get("sealed", 0)),
             filed_by_type=dict(Counter(row.document_type for row in rows)),
-            registered_by_domain_systems=self._registered_by_domain_systems(
-                expected=sum(1 for row in delivered if row.document_type != PISMO_OGOLNE)
+            registered_by_domain_systems=registered,
+            register_acks_filed=self._register_acks_filed(
+                expected=sum(count for system, count in registered.items() if system != "tax")
             ),
         )
 
@@ -582,6 +596,20 @@ class Demo:
             }
             if sum(registered.values()) >= expected or time.monotonic() > deadline:
                 return registered
+            time.sleep(0.5)
+
+    def _register_acks_filed(self, expected: int, wait_s: float = 30.0) -> int:
+        """Registers' acknowledgements filed as receipts (the poller reads them in rounds)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            with self.store.session() as session:
+                filed = session.scalar(
+                    select(func.count(func.distinct(ReceiptRow.message_id))).where(
+                        ReceiptRow.kind == "register-ack"
+                    )
+                )
+            if (filed or 0) >= expected or time.monotonic() > deadline:
+                return int(filed or 0)
             time.sleep(0.5)
 
 
@@ -719,7 +747,8 @@ def _report(result: DemoResult, as_json: bool) -> None:
     )
     click.echo(
         f"demo: {result.forms} filings on service forms, registered by the domain systems: "
-        f"{result.registered_by_domain_systems}"
+        f"{result.registered_by_domain_systems}; the registers' acknowledgements filed "
+        f"as receipts: {result.register_acks_filed}"
     )
     click.echo(
         f"demo: {result.decisions_sent} decisions sent back through ePUAP with UPD: "
