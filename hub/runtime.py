@@ -75,7 +75,9 @@ def build_worker(
         settings.amqp_url,
         queues(),
         handle,
-        prefetch=settings.prefetch,
+        prefetch=lambda queue: (
+            settings.prefetch if queue == topology.accepted_queue else settings.delivery_prefetch
+        ),
         on_connect=declare_topology(settings, regions.current),
         backoff_max_s=settings.broker_backoff_max_s,
         more_queues=queues if "deliver" in roles else None,

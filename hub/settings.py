@@ -41,6 +41,10 @@ class Settings:
     log_format: str = "console"
     log_level: str = "info"
     prefetch: int = 20
+    # RabbitMQ bounds unacked messages per consumer on quorum queues (no channel-wide
+    # limit), and a delivering consumer has one per endpoint queue: with the whole
+    # region's 1825 a prefetch of 20 let one consumer hoard a burst while the others idled.
+    delivery_prefetch: int = 1
     worker_threads: int = 4
     relay_batch_size: int = 500
     relay_idle_s: float = 0.05
@@ -99,6 +103,8 @@ class Settings:
             raise ConfigurationError("retry_delays_s must list positive whole seconds")
         if self.max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
+        if self.prefetch < 1 or self.delivery_prefetch < 1:
+            raise ConfigurationError("prefetch and delivery_prefetch must be at least 1")
         if self.max_age_s <= 0:
             raise ConfigurationError("max_age_s must be positive")
         if self.region_reload_s < 0:

@@ -287,6 +287,7 @@ class Demo:
     def start(self, serve: bool) -> None:
         """Check the broker, reset the demo's queues, start simulators and hub processes."""
         self._reset_queues()
+        self._declare_queues()
         upgrade_database(self.settings)
         # Test certificates for the offices and the platform: every ePUAP call is signed.
         init_test_pki(self.settings.keys, self.settings.trust, ["hub", "epuap", *self.office_ids])
@@ -380,6 +381,19 @@ class Demo:
                             queue = self.register_queue_prefix + template.format(**names)
                             channel.queue_delete(queue)
                             channel.queue_delete(f"{queue}.parked")
+        finally:
+            close_quietly(connection)
+
+    def _declare_queues(self) -> None:
+        # Once, before the hub's processes start: a quorum queue takes a while to create
+        # (the whole region's 1831 about 12 s), and every consumer of every process
+        # declares the topology as it connects; they then find it there.
+        connection = connect(self.settings.amqp_url)
+        try:
+            with translate_broker_errors(self.settings.amqp_url):
+                Topology(self.settings.queue_prefix).declare(
+                    connection.channel(), self.region.endpoints, self.settings.retry_delays_s
+                )
         finally:
             close_quietly(connection)
 

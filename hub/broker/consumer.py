@@ -43,6 +43,7 @@ class IncomingMessage:
 Handler = Callable[[IncomingMessage, ConfirmingPublisher], None]
 OnConnect = Callable[[BlockingChannel], None]
 QueueSource = Callable[[], Sequence[str]]
+Prefetch = int | Callable[[str], int]
 
 
 class ConsumerLoop:
@@ -59,12 +60,14 @@ class ConsumerLoop:
         queues: Sequence[str],
         handler: Handler,
         *,
-        prefetch: int = 50,
+        prefetch: Prefetch = 50,
         on_connect: OnConnect | None = None,
         backoff_max_s: float = 30.0,
         more_queues: QueueSource | None = None,
     ) -> None:
         """Args (beyond the obvious):
+        prefetch: unacked messages per consumer, or a function of the queue's name
+            (quorum queues bound them per consumer only, not per channel).
         on_connect: declares the topology on every fresh channel.
         more_queues: asked between messages for the queues to consume now; a queue
             not consumed yet (a new endpoint of a reloaded region) is declared (with
@@ -74,9 +77,10 @@ class ConsumerLoop:
         self._queues = list(queues)
         self._more_queues = more_queues
         self._handler = handler
-        self._prefetch = prefetch
+        self._prefetch_of = prefetch if callable(prefetch) else (lambda _queue: prefetch)
         self._on_connect = on_connect
         self._backoff_max_s = backoff_max_s
+        self._qos = 0  # the prefetch the channel's next consumer gets
         self.stop_requested = threading.Event()
 
     def run(self) -> None:
@@ -99,10 +103,10 @@ class ConsumerLoop:
                 if self._on_connect:
                     self._on_connect(channel)
                 publisher = ConfirmingPublisher(connection, self._amqp_url)
-                channel.basic_qos(prefetch_count=self._prefetch)
+                self._qos = 0
                 for queue in self._queues:
-                    channel.basic_consume(queue, self._callback_for(queue, channel, publisher))
-                log.info("consumer_started", queues=len(self._queues), prefetch=self._prefetch)
+                    self._consume(channel, publisher, queue)
+                log.info("consumer_started", queues=len(self._queues))
                 while not self.stop_requested.is_set():
                     connection.process_data_events(time_limit=0.5)
                     self._consume_new_queues(channel, publisher)
@@ -118,9 +122,19 @@ class ConsumerLoop:
         if self._on_connect:
             self._on_connect(channel)
         for queue in new:
-            channel.basic_consume(queue, self._callback_for(queue, channel, publisher))
+            self._consume(channel, publisher, queue)
             self._queues.append(queue)
         log.info("consumer_queues_added", queues=new)
+
+    def _consume(
+        self, channel: BlockingChannel, publisher: ConfirmingPublisher, queue: str
+    ) -> None:
+        # basic.qos applies to the consumers started after it on the channel.
+        prefetch = self._prefetch_of(queue)
+        if prefetch != self._qos:
+            channel.basic_qos(prefetch_count=prefetch)
+            self._qos = prefetch
+        channel.basic_consume(queue, self._callback_for(queue, channel, publisher))
 
     def _callback_for(
         self, queue: str, channel: BlockingChannel, publisher: ConfirmingPublisher

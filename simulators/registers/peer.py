@@ -1,7 +1,7 @@
 """The register simulator: an AMQP peer that takes documents from ``.in`` and answers on ``.out``.
 
 It plays an office's register the way such systems sit on a message broker: one thread
-with its own connection reads each interface's ``.in`` queue, registers a document once
+with its own connection consumes each interface's ``.in`` queue, registers a document once
 per ``message_id`` (the hub's envelope id), and publishes its answer to ``.out`` with a
 publisher confirm before it acks the document, so nothing is lost between the two.
 
@@ -22,6 +22,7 @@ before each document), and per document ``refuse`` (a refusal answer) or ``crash
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import queue
 import threading
@@ -36,6 +37,7 @@ from typing import Any
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.spec import Basic
 
 # Both sides declare the interface queues with the same arguments (see the adapter's README).
 QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
@@ -195,25 +197,45 @@ class RegisterSimulator:
     def _serve(self, connection: BlockingConnection) -> None:
         channel = connection.channel()
         channel.confirm_delivery()
+        # One document per queue at a time, as a register takes them; the broker pushes
+        # them (a register with hundreds of offices' queues must not poll each of them).
+        channel.basic_qos(prefetch_count=1)
         for interface in self.interfaces:
             channel.queue_declare(interface.documents, durable=True, arguments=QUEUE_ARGUMENTS)
             channel.queue_declare(interface.answers, durable=True, arguments=QUEUE_ARGUMENTS)
+        consumers: list[str] = []
         while not self._stop.is_set():
             self._send_statuses(channel)
-            worked = not self._is_down() and any(
-                self._take_one(channel, interface) for interface in self.interfaces
-            )
-            if not worked:
-                connection.process_data_events(time_limit=IDLE_WAIT_S)
+            if self._is_down() and consumers:
+                # Documents wait in .in while the register is down; pika returns any it
+                # had been handed but not yet dispatched.
+                for tag in consumers:
+                    channel.basic_cancel(tag)
+                consumers.clear()
+            elif not self._is_down() and not consumers:
+                consumers = [
+                    channel.basic_consume(
+                        interface.documents, functools.partial(self._on_document, interface)
+                    )
+                    for interface in self.interfaces
+                ]
+            connection.process_data_events(time_limit=IDLE_WAIT_S)
 
     def _is_down(self) -> bool:
         with self.state.lock:
             return self.state.down
 
-    def _take_one(self, channel: BlockingChannel, interface: Interface) -> bool:
-        method, properties, body = channel.basic_get(interface.documents)
-        if method is None:
-            return False
+    def _on_document(
+        self,
+        interface: Interface,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        if self._is_down():
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
         with self.state.lock:
             delay_s = self.state.delay_s
         if delay_s:
@@ -223,12 +245,11 @@ class RegisterSimulator:
             with self.state.lock:
                 self.state.crashed += 1
             channel.basic_nack(method.delivery_tag, requeue=True)
-            return True
+            return
         answer = self._answer(interface, properties, body, fault)
         if answer is not None:
             self._publish(channel, interface.answers, *answer)
         channel.basic_ack(method.delivery_tag)
-        return True
 
     def _answer(
         self,

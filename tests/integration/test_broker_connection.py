@@ -1,4 +1,4 @@
-"""Connecting to a broker that is not all there: the hub says what is wrong, and keeps trying.
+"""Consumer loops against the real broker: how they share work, and a broker not all there.
 
 A RabbitMQ node that has run out of file handles accepts TCP connections and then
 never answers the AMQP handshake. pika reports that with an exception outside its
@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+import uuid
+from collections import Counter
 from collections.abc import Iterator
 
+import pika
 import pytest
 
 from hub.broker.connection import HANDSHAKE_HINT, connect
-from hub.broker.consumer import ConsumerLoop
+from hub.broker.consumer import ConsumerLoop, IncomingMessage
+from hub.broker.publisher import ConfirmingPublisher
 from hub.errors import BrokerUnavailable
+
+BURST = 20
 
 
 @pytest.fixture
@@ -70,3 +77,59 @@ def test_a_consumer_loop_keeps_retrying_a_broker_that_never_finishes_the_handsha
 
     assert still_running, "the consumer thread died on a handshake timeout"
     assert not runner.is_alive()
+
+
+@pytest.fixture
+def endpoint_queue(amqp_url) -> Iterator[str]:
+    """A quorum queue like an endpoint's, removed afterwards."""
+    name = f"test-{uuid.uuid4().hex[:10]}.deliver.eod@14"
+    connection = connect(amqp_url)
+    connection.channel().queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
+    yield name
+    connection.channel().queue_delete(name)
+    connection.close()
+
+
+def publish_burst(amqp_url: str, queue: str, count: int) -> None:
+    connection = connect(amqp_url)
+    publisher = ConfirmingPublisher(connection, amqp_url)
+    for number in range(count):
+        publisher.publish("", queue, pika.BasicProperties(message_id=str(number)), b"x")
+    connection.close()
+
+
+@pytest.mark.parametrize("prefetch", [1, lambda queue: 1])
+def test_a_burst_to_one_endpoint_is_shared_by_the_consumers_not_hoarded_by_one(
+    amqp_url, endpoint_queue, prefetch
+):
+    handled_by: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def handler_named(name: str):
+        def handle(message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
+            time.sleep(0.05)  # a delivery takes a while
+            with lock:
+                handled_by[name] += 1
+
+        return handle
+
+    # The burst waits in the queue (as after a router's batch, or a worker's restart).
+    publish_burst(amqp_url, endpoint_queue, BURST)
+    loops = [
+        ConsumerLoop(amqp_url, [endpoint_queue], handler_named(name), prefetch=prefetch)
+        for name in ("first", "second")
+    ]
+    runners = [threading.Thread(target=loop.run, daemon=True) for loop in loops]
+    for runner in runners:
+        runner.start()
+    deadline = time.monotonic() + 30
+    while sum(handled_by.values()) < BURST and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for loop in loops:
+        loop.stop_requested.set()
+    for runner in runners:
+        runner.join(timeout=10)
+
+    assert sum(handled_by.values()) == BURST
+    # With one unacked message per consumer, the broker hands the next to whichever is free.
+    assert min(handled_by["first"], handled_by["second"]) >= BURST // 4, handled_by

@@ -42,6 +42,7 @@ def test_tuples_and_numbers_are_coerced_from_text():
         ({"HUB_PREFETCH": "many"}, "prefetch"),
         ({"HUB_LOG_FORMAT": "xml"}, "log_format"),
         ({"HUB_RETRY_DELAYS_S": "0,5"}, "retry_delays_s"),
+        ({"HUB_DELIVERY_PREFETCH": "0"}, "delivery_prefetch"),
     ],
 )
 def test_invalid_values_are_refused_with_the_setting_named(environ, message):
