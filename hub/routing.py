@@ -80,6 +80,10 @@ class Router:
             raise UnroutableDocument(unroutable_reason(self._region, envelope))
         return [self._decision(route, office) for route in matching]
 
+    def service(self, envelope: Envelope) -> ServiceConfig | None:
+        """The catalogue service ``envelope`` is filed under (None for other documents)."""
+        return service_of(self._region, envelope)
+
     def endpoints(self) -> Sequence[str]:
         """Every endpoint name of the region (one delivery queue each)."""
         return list(self._region.endpoints)

@@ -42,6 +42,7 @@ from hub.settings import Settings
 from hub.signing.steps import SIGNATURE_CHECKS
 from hub.states import DeliveryStatus
 from hub.store.repository import (
+    DEADLINE_HEADER,
     AwaitedReceipt,
     Claim,
     ClaimResult,
@@ -101,6 +102,15 @@ def signature_checks_of(envelopes: Iterable[Envelope]) -> list[SignatureCheck]:
                 for record in json.loads(envelope.headers[SIGNATURE_CHECKS])
             ]
     return []
+
+
+def case_deadline_days(router: Router, envelope: Envelope) -> int | None:
+    """The statutory days of the service ``envelope`` is filed under, unless its sender
+    named the deadline itself (then the case opened with that one and keeps it)."""
+    if DEADLINE_HEADER in envelope.headers:
+        return None
+    service = router.service(envelope)
+    return service.deadline_days if service is not None else None
 
 
 def _signature_check(record: dict[str, Any]) -> SignatureCheck:
@@ -176,6 +186,7 @@ class RoutingWorker:
             message_id,
             [PlannedDelivery(d.endpoint, d.route) for d, _ in outgoing.values()],
             signature_checks_of(routed for _, routed in outgoing.values()),
+            case_deadline_days(router, envelope),
         )
         if tickets is None:
             publish_dead(publisher, self._topology, message, "the store has no such message")

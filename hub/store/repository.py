@@ -466,8 +466,12 @@ class Store:
         message_id: str,
         planned: Sequence[PlannedDelivery],
         signature_checks: Sequence[SignatureCheck] = (),
+        case_deadline_days: int | None = None,
     ) -> list[DeliveryTicket] | None:
         """Create the message's deliveries (once) and mark it routed.
+
+        ``case_deadline_days``: the statutory deadline of the service the document was
+        filed under; its case's deadline is counted from the case's opening with it.
 
         Idempotent: a redelivered routing message finds the deliveries it made before
         and gets them back with their current status. Returns None for a message the
@@ -501,6 +505,8 @@ class Store:
                 audit_event(connection, message_id, "routed", now, endpoints=sorted(existing))
                 for check in signature_checks:
                     _insert_signature_check(connection, message_id, check, now)
+                if case_deadline_days is not None:
+                    _set_case_deadline(connection, message_id, case_deadline_days)
             return list(existing.values())
 
     def reject_message(self, message_id: str, reason: str) -> bool:
@@ -885,7 +891,8 @@ def _delivery_values(
 
 
 # The Code of Administrative Procedure's default (art. 35 KPA): a case is settled within
-# a month; a service with its own statutory deadline says so in the envelope header.
+# a month. A case opens with it (or with the days a sender names in the header); routing
+# then counts it again from the catalogue service the filing was made under.
 DEFAULT_CASE_DEADLINE_DAYS = 30
 DEADLINE_HEADER = "statutory-deadline-days"
 # Set on a document one office forwards to another: the office it came from.
@@ -909,6 +916,20 @@ def statutory_deadline_days(envelope: Envelope) -> int:
         return int(envelope.headers.get(DEADLINE_HEADER, DEFAULT_CASE_DEADLINE_DAYS))
     except ValueError:
         return DEFAULT_CASE_DEADLINE_DAYS
+
+
+def _set_case_deadline(connection: Connection, message_id: str, days: int) -> None:
+    case = connection.execute(
+        select(CASES.c.id, CASES.c.opened_at)
+        .join(MESSAGES, MESSAGES.c.correlation_id == CASES.c.id)
+        .where(MESSAGES.c.id == message_id)
+    ).first()
+    if case is not None:
+        connection.execute(
+            update(CASES)
+            .where(CASES.c.id == case.id)
+            .values(deadline_at=case.opened_at + timedelta(days=days))
+        )
 
 
 def _open_case(connection: Connection, envelope: Envelope, now: datetime) -> None:
