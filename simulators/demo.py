@@ -45,7 +45,15 @@ from hub.store.models import MessageRow, ReceiptRow
 from hub.store.repository import Store
 from monitoring.auth import user_entry
 from simulators.epuap.documents import generate_pismo_ogolne
-from simulators.forms import Decision, Filing, decision_on, filings, offices_offering
+from simulators.forms import (
+    FINANCE_SYSTEM,
+    Decision,
+    Filing,
+    decision_on,
+    filings,
+    invoices,
+    offices_offering,
+)
 from simulators.processes import ChildProcess, start_hub_process, start_simulator, stop_all
 from simulators.serving import free_port
 
@@ -93,6 +101,9 @@ class DemoResult:
     registered_by_domain_systems: dict[str, int]
     # The registers' acknowledgements the hub read back from their .out queues.
     register_acks_filed: int
+    # Purchase invoices (FA(3), as from KSeF) handed over, and booked by finance systems.
+    invoices_sent: int
+    invoices_booked: int
 
     @property
     def exactly_once(self) -> bool:
@@ -112,6 +123,7 @@ class DemoResult:
             and self.seals_checked_by_eod >= self.delivered
             and sum(self.registered_by_domain_systems.values()) >= self.forms
             and self.register_acks_filed >= self.registered_by_registers
+            and self.invoices_booked >= self.invoices_sent
         )
 
     @property
@@ -313,6 +325,7 @@ class Demo:
             "HUB_EOD_URL": self.urls["eod"],
             "HUB_EDORECZENIA_URL": self.urls["edoreczenia"],
             "HUB_TAX_URL": self.urls.get("tax", ""),
+            "HUB_FINANCE_URL": self.urls.get("finance", ""),
             "HUB_REGISTERS_AMQP_URL": self.settings.amqp_url,
         }
         region = load_region(self.settings.region_path, environ).restricted_to(self.office_ids)
@@ -344,7 +357,8 @@ class Demo:
         rows = self._wait_until_settled(documents, started + timeout_s)
         elapsed_s = max(time.monotonic() - started, 1e-9)
         decisions = DecisionRound(self).run(rows, time.monotonic() + timeout_s)
-        return self._result(documents, rows, elapsed_s, decisions)
+        booked = self._book_invoices(documents // 20, time.monotonic() + timeout_s)
+        return self._result(documents, rows, elapsed_s, decisions, booked)
 
     def serve_until_interrupted(self) -> None:
         """Keep everything running until Ctrl-C."""
@@ -435,6 +449,8 @@ class Demo:
         wanted: dict[str, tuple[str, ...]] = {}
         if offices_offering(self.region, "podatek-od-nieruchomosci"):
             wanted["tax"] = ("simulators.tax",)
+        if any(e.system == FINANCE_SYSTEM for e in self.region.endpoints.values()):
+            wanted["finance"] = ("simulators.finance",)
         for system, service in (
             ("alkohol", "zezwolenie-alkoholowe"),
             ("drogi", "zajecie-pasa-drogowego"),
@@ -552,6 +568,7 @@ class Demo:
         rows: list[MessageRow],
         elapsed_s: float,
         decisions: DecisionFigures,
+        invoices_booked: tuple[int, int],
     ) -> DemoResult:
         delivered = [row for row in rows if row.status == MessageStatus.DELIVERED]
         hub_ms = sorted(_ms(row.received_at, row.delivered_at) for row in delivered)
@@ -591,6 +608,8 @@ class Demo:
             register_acks_filed=self._register_acks_filed(
                 expected=sum(count for system, count in registered.items() if system != "tax")
             ),
+            invoices_sent=invoices_booked[0],
+            invoices_booked=invoices_booked[1],
         )
 
     def _registered_by_domain_systems(self, expected: int, wait_s: float = 30.0) -> dict[str, int]:
@@ -611,6 +630,34 @@ class Demo:
             if sum(registered.values()) >= expected or time.monotonic() > deadline:
                 return registered
             time.sleep(0.5)
+
+    def _book_invoices(self, count: int, deadline: float) -> tuple[int, int]:
+        """Hand ``count`` purchase invoices to the intake, as the offices' KSeF link would;
+        return how many were sent and how many the finance systems booked (once each)."""
+        made = invoices(self.region, count)
+        for invoice in made:
+            requests.post(
+                f"{self.hub_url}/api/documents",
+                data=invoice.document,
+                headers={
+                    "Content-Type": "application/xml",
+                    "Authorization": f"Bearer {self.intake_token}",
+                    "X-Hub-Source": "ksef",
+                    "X-Hub-Office": invoice.office.id,
+                    "Idempotency-Key": f"ksef-{invoice.ksef_number}",
+                    "X-Hub-Header-ksef-number": invoice.ksef_number,
+                    "X-Hub-Header-filename": "faktura.xml",
+                },
+                timeout=30,
+            ).raise_for_status()
+        booked = 0
+        while made and time.monotonic() < deadline:
+            stats = requests.get(f"{self.urls['finance']}/_sim/stats", timeout=30).json()
+            booked = int(stats["registered"])
+            if booked >= len(made):
+                break
+            time.sleep(0.5)
+        return len(made), booked
 
     def _register_acks_filed(self, expected: int, wait_s: float = 30.0) -> int:
         """Registers' acknowledgements filed as receipts (the poller reads them in rounds)."""
@@ -763,6 +810,10 @@ def _report(result: DemoResult, as_json: bool) -> None:
         f"demo: {result.forms} filings on service forms, registered by the domain systems: "
         f"{result.registered_by_domain_systems}; the registers' acknowledgements filed "
         f"as receipts: {result.register_acks_filed}"
+    )
+    click.echo(
+        f"demo: {result.invoices_sent} purchase invoices (KSeF FA(3)) handed over, "
+        f"{result.invoices_booked} booked by the offices' finance systems (SOAP)"
     )
     click.echo(
         f"demo: {result.decisions_sent} decisions sent back through ePUAP with UPD: "

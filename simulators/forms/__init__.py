@@ -9,6 +9,7 @@ office (the ``teryt`` attribute of its authority) and numbered, so no two are id
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,3 +104,42 @@ def decision_on(filing_type: str, office: Office, case_id: str) -> Decision | No
             element.set("teryt", office.id)
     body = etree.tostring(root.getroottree(), xml_declaration=True, encoding="UTF-8")
     return Decision(system, document_type, "application/xml", body)
+
+
+# A purchase invoice as KSeF hands it over: the Ministry of Finance's FA(3) template
+# (CIRFMF/ksef-client-java, invoice-template_v3.xml) as filled for the mapping's golden
+# file (tests/fixtures/mappings/ksef-invoice-to-finance/mf-sample-invoice).
+INVOICE_TEMPLATE = TEMPLATES / "faktura-fa3.xml"
+FA3 = "http://crd.gov.pl/wzor/2025/06/25/13775/"
+FINANCE_SYSTEM = "finanse"
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """One purchase invoice for an office's finance system, with its KSeF number."""
+
+    office: Office
+    number: str
+    ksef_number: str
+    document: bytes
+
+
+def invoices(region: Region, count: int) -> list[Invoice]:
+    """``count`` FA(3) invoices, numbered, to the offices with a finance system in turn."""
+    offices = [
+        office
+        for office in region.offices.values()
+        if f"{FINANCE_SYSTEM}@{office.id}" in region.endpoints
+    ]
+    template = etree.parse(str(INVOICE_TEMPLATE), PARSER)
+    seller_nip = template.findtext(f"{{{FA3}}}Podmiot1/{{{FA3}}}DaneIdentyfikacyjne/{{{FA3}}}NIP")
+    made = []
+    for sequence in range(count if offices else 0):
+        office = offices[sequence % len(offices)]
+        number = f"FA/{sequence + 1:06d}/{office.id}"
+        invoice = copy.deepcopy(template)
+        invoice.find(f"{{{FA3}}}Fa/{{{FA3}}}P_2").text = number  # type: ignore[union-attr]
+        ksef_number = f"{seller_nip}-20260605-{sequence:012X}-{sequence % 256:02X}"
+        document = etree.tostring(invoice, xml_declaration=True, encoding="utf-8")
+        made.append(Invoice(office, number, ksef_number, document))
+    return made

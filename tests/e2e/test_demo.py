@@ -51,6 +51,8 @@ def test_demo_delivers_fifty_filings_exactly_once_and_reports_json(tmp_path):
     assert figures["registered_by_domain_systems"] == {"tax": 2, "alkohol": 2, "drogi": 2}
     # The registers' acknowledgements came back on their .out queues and were filed.
     assert figures["register_acks_filed"] == 4
+    # Purchase invoices from KSeF, mapped and booked by the finance systems over SOAP.
+    assert figures["invoices_sent"] == figures["invoices_booked"] == 2
     # Each kind of filing is answered at least once: the EOD's, the tax system's and both
     # registers' decisions, each delivered with its UPD filed.
     assert figures["decisions_sent"] == figures["decisions_delivered"] == figures["upds_filed"]
@@ -79,6 +81,7 @@ def test_demo_runs_the_whole_region_with_every_kind_of_filing(tmp_path):
     }
     assert figures["registered_by_domain_systems"] == {"tax": 20, "alkohol": 20, "drogi": 20}
     assert figures["register_acks_filed"] == 40
+    assert figures["invoices_sent"] == figures["invoices_booked"] == 20
     assert figures["decisions_sent"] == figures["upds_filed"] >= 4
     assert figures["succeeded"] is True
 

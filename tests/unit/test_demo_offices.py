@@ -1,13 +1,17 @@
-"""Which offices the demo and the drill file with: the whole region unless told fewer."""
+"""Which offices the demo and the drill file with (the whole region unless told fewer), and
+the invoices it hands over."""
+
+import json
 
 import click
 import pytest
 
+import mappings
 from hub.errors import ConfigurationError
 from hub.region import load_region
 from hub.settings import embedded_region_path
 from simulators.demo import OfficeCount, demo_offices
-from simulators.forms import offices_offering
+from simulators.forms import invoices, offices_offering
 
 SAMPLE = load_region(embedded_region_path(), environ={})
 
@@ -38,3 +42,19 @@ def test_more_offices_than_the_region_has_is_refused_with_the_region_size():
 def test_an_office_count_must_be_a_positive_number_or_all(value):
     with pytest.raises(click.BadParameter):
         OfficeCount().convert(value, None, None)
+
+
+def test_the_demos_invoices_are_valid_fa3_each_its_own_for_offices_with_a_finance_system():
+    made = invoices(SAMPLE, 5)
+
+    assert len({invoice.number for invoice in made}) == 5
+    assert len({invoice.ksef_number for invoice in made}) == 5
+    for invoice in made:
+        assert f"finanse@{invoice.office.id}" in SAMPLE.endpoints
+        # The mapping validates the FA(3) against the Ministry's XSD before it maps.
+        booked = json.loads(
+            mappings.apply(
+                "ksef-invoice-to-finance", invoice.document, {"ksef-number": invoice.ksef_number}
+            )[0]
+        )
+        assert (booked["number"], booked["ksef_number"]) == (invoice.number, invoice.ksef_number)
