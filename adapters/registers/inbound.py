@@ -67,10 +67,11 @@ MAX_ANSWERS_PER_QUEUE = 200
 def answer_queues(channel: InboundConfig, region: Region) -> list[RegisterQueues]:
     """The interface queues of every ``registers-amqp`` endpoint of the channel's systems.
 
-    The channel option ``systems`` (a list) narrows them; without it, every register.
+    The channel option ``systems`` (a list) narrows them; without it, every register (a
+    region with none has nothing to read).
 
     Raises:
-        ConfigurationError: the channel names no endpoint at all.
+        ConfigurationError: the channel names systems that have no endpoint at all.
     """
     systems = channel.options.get("systems")
     queues = [
@@ -78,7 +79,7 @@ def answer_queues(channel: InboundConfig, region: Region) -> list[RegisterQueues
         for endpoint in region.endpoints.values()
         if endpoint.kind == OUTBOUND_KIND and (systems is None or endpoint.system in systems)
     ]
-    if not queues:
+    if not queues and systems is not None:
         raise ConfigurationError(
             f"inbound channel {channel.name}: no {OUTBOUND_KIND} endpoint of systems {systems}"
         )

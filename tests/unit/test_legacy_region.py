@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from adapters.filedrop.folders import SystemFolders
 from adapters.filedrop.inbound import FileDropAnswersInbound
 from adapters.registers.inbound import RegistersAnswersInbound
 from adapters.registers.interface import RegisterQueues
 from hub.adapters import OutboundAdapter, PollingInbound, is_polled, load_adapter_kind
+from hub.errors import ConfigurationError
 from hub.region import load_region
 from hub.settings import Settings
 
@@ -115,3 +118,34 @@ def test_the_answer_channels_are_polled_and_find_their_endpoints(tmp_path):
         "legacy.zezwolenia-alkoholowe.1421.out",
     ]
     assert [f.outbox for f in files._folders] == [Path("/srv/wymiana/ksiegowosc/1421/out")]
+
+
+def test_a_region_without_registers_gives_the_answer_channel_nothing_to_read(tmp_path):
+    # e.g. the demo's slice of the catalogue when none of its offices keeps a register
+    path = tmp_path / "region.toml"
+    path.write_text(
+        '[region]\nname = "no registers"\n[[offices]]\nid = "14"\nname = "Urząd"\n'
+        '[[inbound]]\nname = "registers-answers"\nkind = "registers-answers"\n'
+        'url = "amqp://guest:guest@127.0.0.1:1/%2F"\n',
+        encoding="utf-8",
+    )
+    bare = load_region(path)
+
+    answers = RegistersAnswersInbound(bare.inbound[0], bare, Settings(var_dir=tmp_path))
+
+    assert answers._queues == []
+    assert answers.poll_once(lambda *args, **kwargs: "accepted") == 0
+
+
+def test_an_answer_channel_naming_registers_the_region_lacks_is_refused(tmp_path):
+    path = tmp_path / "region.toml"
+    path.write_text(
+        '[region]\nname = "no registers"\n[[offices]]\nid = "14"\nname = "Urząd"\n'
+        '[[inbound]]\nname = "registers-answers"\nkind = "registers-answers"\n'
+        'url = "amqp://guest:guest@127.0.0.1:1/%2F"\nsystems = ["zabytki"]\n',
+        encoding="utf-8",
+    )
+    bare = load_region(path)
+
+    with pytest.raises(ConfigurationError, match="no registers-amqp endpoint"):
+        RegistersAnswersInbound(bare.inbound[0], bare, Settings(var_dir=tmp_path))
