@@ -79,6 +79,7 @@ def build_worker(
             settings.prefetch if queue == topology.accepted_queue else settings.delivery_prefetch
         ),
         on_connect=declare_topology(settings, regions.current),
+        store_ready=store.reachable,
         backoff_max_s=settings.broker_backoff_max_s,
         more_queues=queues if "deliver" in roles else None,
     )

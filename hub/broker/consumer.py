@@ -25,6 +25,10 @@ log = get_logger(__name__)
 STORE_RETRY_PAUSE_S = 1.0
 
 
+class _StorePause(Exception):
+    """The store went away under a handler: leave the broker until it answers again."""
+
+
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """One message as a handler sees it."""
@@ -64,6 +68,7 @@ class ConsumerLoop:
         on_connect: OnConnect | None = None,
         backoff_max_s: float = 30.0,
         more_queues: QueueSource | None = None,
+        store_ready: Callable[[], bool] | None = None,
     ) -> None:
         """Args (beyond the obvious):
         prefetch: unacked messages per consumer, or a function of the queue's name
@@ -72,11 +77,17 @@ class ConsumerLoop:
         more_queues: asked between messages for the queues to consume now; a queue
             not consumed yet (a new endpoint of a reloaded region) is declared (with
             ``on_connect``) and consumed from then on.
+        store_ready: whether the database answers. Given it, a handler that finds the
+            store gone makes the loop leave the broker (its unacked messages go back
+            once) and wait until the store answers, instead of handing the same message
+            back every second: each return counts toward the queue's delivery limit,
+            and an outage longer than a few seconds would dead-letter healthy messages.
         """
         self._amqp_url = amqp_url
         self._queues = list(queues)
         self._more_queues = more_queues
         self._handler = handler
+        self._store_ready = store_ready
         self._prefetch_of = prefetch if callable(prefetch) else (lambda _queue: prefetch)
         self._on_connect = on_connect
         self._backoff_max_s = backoff_max_s
@@ -94,6 +105,15 @@ class ConsumerLoop:
                 log.warning("broker_unavailable", reason=exc.reason, retry_in_s=backoff_s)
                 self.stop_requested.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, self._backoff_max_s)
+            except _StorePause:
+                self._wait_for_store()
+
+    def _wait_for_store(self) -> None:
+        assert self._store_ready is not None
+        log.warning("consumer_paused_for_store")
+        while not self.stop_requested.is_set() and not self._store_ready():
+            self.stop_requested.wait(STORE_RETRY_PAUSE_S)
+        log.info("consumer_resumed")
 
     def _consume_once(self) -> None:
         connection = connect(self._amqp_url)
@@ -163,6 +183,8 @@ class ConsumerLoop:
             raise  # the link is gone; the unacked message comes back after reconnecting
         except StoreUnavailable as exc:
             log.warning("store_unavailable", reason=exc.reason, message_id=message.message_id)
+            if self._store_ready is not None:
+                raise _StorePause from exc  # closing the connection returns the message
             time.sleep(STORE_RETRY_PAUSE_S)
             channel.basic_nack(delivery_tag, requeue=True)
             return

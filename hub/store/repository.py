@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.envelope import Address, Envelope
+from hub.errors import StoreUnavailable
 from hub.receipts import Evidence
 from hub.states import (
     CLAIMABLE_DELIVERY_STATUSES,
@@ -311,6 +312,15 @@ class Store:
         """A read-only unit of work, which on SQLite leaves the write lock to writers."""
         with translate_store_errors(), self._reader.begin() as connection:
             yield connection
+
+    def reachable(self) -> bool:
+        """Whether the database answers now (a consumer waits for this after an outage)."""
+        try:
+            with self.reading() as connection:
+                connection.execute(select(1))
+        except StoreUnavailable:
+            return False
+        return True
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -21,7 +21,8 @@ import pytest
 from hub.broker.connection import HANDSHAKE_HINT, connect
 from hub.broker.consumer import ConsumerLoop, IncomingMessage
 from hub.broker.publisher import ConfirmingPublisher
-from hub.errors import BrokerUnavailable
+from hub.broker.topology import DELIVERY_LIMIT
+from hub.errors import BrokerUnavailable, StoreUnavailable
 
 BURST = 20
 
@@ -133,3 +134,62 @@ def test_a_burst_to_one_endpoint_is_shared_by_the_consumers_not_hoarded_by_one(
     assert sum(handled_by.values()) == BURST
     # With one unacked message per consumer, the broker hands the next to whichever is free.
     assert min(handled_by["first"], handled_by["second"]) >= BURST // 4, handled_by
+
+
+@pytest.fixture
+def limited_queue(amqp_url) -> Iterator[str]:
+    """A work queue with the hub's delivery limit, dead-lettering to a queue of its own."""
+    name = f"test-{uuid.uuid4().hex[:10]}.deliver.eod@14"
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    channel.queue_declare(f"{name}.dead", durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_declare(
+        name,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": f"{name}.dead",
+        },
+    )
+    yield name
+    channel.queue_delete(name)
+    channel.queue_delete(f"{name}.dead")
+    connection.close()
+
+
+def test_a_database_outage_longer_than_the_delivery_limit_parks_no_message(amqp_url, limited_queue):
+    outage = threading.Event()
+    outage.set()
+    tries: list[str] = []
+    handled: list[str] = []
+
+    def handle(message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
+        tries.append(message.message_id)
+        if outage.is_set():
+            raise StoreUnavailable("database unavailable: connection refused")
+        handled.append(message.message_id)
+
+    loop = ConsumerLoop(
+        amqp_url, [limited_queue], handle, prefetch=1, store_ready=lambda: not outage.is_set()
+    )
+    publish_burst(amqp_url, limited_queue, 1)
+    runner = threading.Thread(target=loop.run, daemon=True)
+    runner.start()
+    # Longer than DELIVERY_LIMIT returns at the old pace of one a second.
+    time.sleep(DELIVERY_LIMIT + 3)
+    outage.clear()
+    deadline = time.monotonic() + 20
+    while not handled and time.monotonic() < deadline:
+        time.sleep(0.1)
+    loop.stop_requested.set()
+    runner.join(timeout=10)
+
+    assert handled == ["0"]
+    # The message went back once for the outage, not once a second.
+    assert len(tries) == 2
+    connection = connect(amqp_url)
+    parked = connection.channel().queue_declare(f"{limited_queue}.dead", passive=True)
+    connection.close()
+    assert parked.method.message_count == 0
