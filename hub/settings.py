@@ -42,8 +42,8 @@ class Settings:
     log_level: str = "info"
     prefetch: int = 20
     # RabbitMQ bounds unacked messages per consumer on quorum queues (no channel-wide
-    # limit), and a delivering consumer has one per endpoint queue: with the whole
-    # region's 1825 a prefetch of 20 let one consumer hoard a burst while the others idled.
+    # limit), and a delivering consumer has one per endpoint queue: with 20, one
+    # consumer took a whole burst to an endpoint while the others idled (docs/broker.md).
     delivery_prefetch: int = 1
     worker_threads: int = 4
     relay_batch_size: int = 500
