@@ -53,34 +53,23 @@ def deadline_days_of(hub, case_id: str) -> float:
     return (case.deadline_at - case.opened_at) / timedelta(days=1)
 
 
-def test_a_filing_under_a_service_gets_the_services_statutory_deadline(hub):
-    filing = document(WARSAW, CERTIFICATE_FORM, BODY)
+@pytest.mark.parametrize(
+    ("filing", "days"),
+    [
+        pytest.param(document(WARSAW, CERTIFICATE_FORM, BODY), 7, id="the service's days"),
+        pytest.param(
+            document(WARSAW, CERTIFICATE_FORM, BODY, **{"statutory-deadline-days": "14"}),
+            14,
+            id="the days the sender named are kept",
+        ),
+        pytest.param(document(WARSAW, PISMO, LETTER), 30, id="no service: the KPA month"),
+    ],
+)
+def test_a_case_deadline_counts_from_its_opening_with_the_days_of_its_service(hub, filing, days):
     hub.start_relay()
     hub.start_worker()
 
     submit(hub, filing)
     hub.wait_until_settled(1)
 
-    assert deadline_days_of(hub, filing.correlation_id) == 7
-
-
-def test_a_deadline_the_sender_named_is_kept(hub):
-    filing = document(WARSAW, CERTIFICATE_FORM, BODY, **{"statutory-deadline-days": "14"})
-    hub.start_relay()
-    hub.start_worker()
-
-    submit(hub, filing)
-    hub.wait_until_settled(1)
-
-    assert deadline_days_of(hub, filing.correlation_id) == 14
-
-
-def test_a_document_of_no_service_keeps_the_general_deadline(hub):
-    letter = document(WARSAW, PISMO, LETTER)
-    hub.start_relay()
-    hub.start_worker()
-
-    submit(hub, letter)
-    hub.wait_until_settled(1)
-
-    assert deadline_days_of(hub, letter.correlation_id) == 30
+    assert deadline_days_of(hub, filing.correlation_id) == days
