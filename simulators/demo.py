@@ -22,11 +22,12 @@ import signal
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import requests
@@ -58,7 +59,6 @@ from simulators.processes import ChildProcess, start_hub_process, start_simulato
 from simulators.serving import free_port
 
 DEMO_QUEUE_SUFFIX = "-demo"
-MAX_DEMO_OFFICES = 400
 PISMO_OGOLNE = "http://crd.gov.pl/wzor/2013/12/12/1410/"
 # What the demo files: general letters, and the forms of the services that have one.
 DEMO_DOCUMENT_TYPES = (
@@ -70,6 +70,7 @@ DEMO_DOCUMENT_TYPES = (
 DECISION_TYPE = "urn:hub:eod:decyzja:1"
 MAX_DECISIONS = 50
 DEMO_OPERATOR = "operator"
+T = TypeVar("T")
 FINAL_STATUSES = {MessageStatus.DELIVERED, MessageStatus.DEAD, MessageStatus.REJECTED}
 
 
@@ -129,9 +130,7 @@ class DemoResult:
     @property
     def registered_by_registers(self) -> int:
         """Forms the registers (not the tax system) registered."""
-        return sum(
-            count for system, count in self.registered_by_domain_systems.items() if system != "tax"
-        )
+        return by_registers(self.registered_by_domain_systems)
 
     @property
     def forms(self) -> int:
@@ -568,7 +567,7 @@ class Demo:
         rows: list[MessageRow],
         elapsed_s: float,
         decisions: DecisionFigures,
-        invoices_booked: tuple[int, int],
+        booked: InvoiceFigures,
     ) -> DemoResult:
         delivered = [row for row in rows if row.status == MessageStatus.DELIVERED]
         hub_ms = sorted(_ms(row.received_at, row.delivered_at) for row in delivered)
@@ -605,11 +604,9 @@ class Demo:
             seals_checked_by_eod=int(eod_stats.get("sealed", 0)),
             filed_by_type=dict(Counter(row.document_type for row in rows)),
             registered_by_domain_systems=registered,
-            register_acks_filed=self._register_acks_filed(
-                expected=sum(count for system, count in registered.items() if system != "tax")
-            ),
-            invoices_sent=invoices_booked[0],
-            invoices_booked=invoices_booked[1],
+            register_acks_filed=self._register_acks_filed(expected=by_registers(registered)),
+            invoices_sent=booked.sent,
+            invoices_booked=booked.booked,
         )
 
     def _registered_by_domain_systems(self, expected: int, wait_s: float = 30.0) -> dict[str, int]:
@@ -618,22 +615,24 @@ class Demo:
         A register reads its queue after the hub's delivery is confirmed, so the count
         is read again for a while until every form is there.
         """
-        deadline = time.monotonic() + wait_s
-        while True:
-            registered: dict[str, int] = {
-                system: int(
-                    requests.get(f"{self.urls[system]}/_sim/stats", timeout=30).json()["registered"]
-                )
+
+        def registered() -> dict[str, int]:
+            return {
+                system: self._simulator_registered(system)
                 for system in ("tax", "alkohol", "drogi")
                 if system in self.urls
             }
-            if sum(registered.values()) >= expected or time.monotonic() > deadline:
-                return registered
-            time.sleep(0.5)
 
-    def _book_invoices(self, count: int, deadline: float) -> tuple[int, int]:
-        """Hand ``count`` purchase invoices to the intake, as the offices' KSeF link would;
-        return how many were sent and how many the finance systems booked (once each)."""
+        return read_until(
+            registered, lambda counts: sum(counts.values()) >= expected, time.monotonic() + wait_s
+        )
+
+    def _simulator_registered(self, system: str) -> int:
+        return int(requests.get(f"{self.urls[system]}/_sim/stats", timeout=30).json()["registered"])
+
+    def _book_invoices(self, count: int, deadline: float) -> InvoiceFigures:
+        """Hand ``count`` purchase invoices to the intake, as the offices' KSeF link would,
+        and wait until the finance systems booked them (once each)."""
         made = invoices(self.region, count)
         for invoice in made:
             requests.post(
@@ -650,28 +649,52 @@ class Demo:
                 },
                 timeout=30,
             ).raise_for_status()
-        booked = 0
-        while made and time.monotonic() < deadline:
-            stats = requests.get(f"{self.urls['finance']}/_sim/stats", timeout=30).json()
-            booked = int(stats["registered"])
-            if booked >= len(made):
-                break
-            time.sleep(0.5)
-        return len(made), booked
+        if not made:
+            return InvoiceFigures(0, 0)
+        booked = read_until(
+            lambda: self._simulator_registered("finance"), lambda n: n >= len(made), deadline
+        )
+        return InvoiceFigures(len(made), booked)
 
     def _register_acks_filed(self, expected: int, wait_s: float = 30.0) -> int:
         """Registers' acknowledgements filed as receipts (the poller reads them in rounds)."""
-        deadline = time.monotonic() + wait_s
-        while True:
+
+        def filed() -> int:
             with self.store.session() as session:
-                filed = session.scalar(
+                count = session.scalar(
                     select(func.count(func.distinct(ReceiptRow.message_id))).where(
                         ReceiptRow.kind == "register-ack"
                     )
                 )
-            if (filed or 0) >= expected or time.monotonic() > deadline:
-                return int(filed or 0)
-            time.sleep(0.5)
+            return int(count or 0)
+
+        return read_until(filed, lambda n: n >= expected, time.monotonic() + wait_s)
+
+
+def read_until(read: Callable[[], T], done: Callable[[T], bool], deadline: float) -> T:
+    """Read a figure every half second until it is ``done`` or the deadline passes; the last one.
+
+    The simulators and the hub's poller catch up on their own time, so the demo reads
+    their counts again for a while before it reports them.
+    """
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
+
+
+def by_registers(registered: dict[str, int]) -> int:
+    """Of the forms the domain systems registered, those the registers (not tax) did."""
+    return sum(count for system, count in registered.items() if system != "tax")
+
+
+@dataclass(frozen=True)
+class InvoiceFigures:
+    """Purchase invoices handed to the intake, and booked by the finance systems."""
+
+    sent: int
+    booked: int
 
 
 @dataclass(frozen=True)
@@ -754,13 +777,9 @@ class DecisionRound:
         raise HubError(f"the hub's HTTP API at {self._demo.hub_url} did not come up")
 
     def _wait_for_upds(self, ids: list[str], deadline: float) -> DecisionFigures:
-        figures = DecisionFigures(len(ids), 0, 0)
-        while time.monotonic() < deadline:
-            figures = self._count(ids)
-            if figures.upds_filed >= len(ids):
-                break
-            time.sleep(0.25)
-        return figures
+        return read_until(
+            lambda: self._count(ids), lambda figures: figures.upds_filed >= len(ids), deadline
+        )
 
     def _count(self, ids: list[str]) -> DecisionFigures:
         with self._demo.store.session() as session:
