@@ -2,12 +2,13 @@
 
 The loop survives the broker going away: it reconnects with backoff and lets the
 broker redeliver whatever was unacked, which the handlers deduplicate by message id.
+It survives the database going away the same way: it leaves the broker and comes back
+once the store answers.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from hub.logging import get_logger
 
 log = get_logger(__name__)
 
-STORE_RETRY_PAUSE_S = 1.0
+STORE_PROBE_INTERVAL_S = 1.0  # how often a paused consumer asks whether the store is back
 
 
 class _StorePause(Exception):
@@ -64,11 +65,11 @@ class ConsumerLoop:
         queues: Sequence[str],
         handler: Handler,
         *,
+        store_ready: Callable[[], bool],
         prefetch: Prefetch = 50,
         on_connect: OnConnect | None = None,
         backoff_max_s: float = 30.0,
         more_queues: QueueSource | None = None,
-        store_ready: Callable[[], bool] | None = None,
     ) -> None:
         """Args (beyond the obvious):
         prefetch: unacked messages per consumer, or a function of the queue's name
@@ -77,11 +78,11 @@ class ConsumerLoop:
         more_queues: asked between messages for the queues to consume now; a queue
             not consumed yet (a new endpoint of a reloaded region) is declared (with
             ``on_connect``) and consumed from then on.
-        store_ready: whether the database answers. Given it, a handler that finds the
-            store gone makes the loop leave the broker (its unacked messages go back
-            once) and wait until the store answers, instead of handing the same message
-            back every second: each return counts toward the queue's delivery limit,
-            and an outage longer than a few seconds would dead-letter healthy messages.
+        store_ready: whether the database answers. A handler that finds the store gone
+            makes the loop leave the broker (its unacked messages go back once) and
+            wait until the store answers, instead of handing the same message back
+            over and over: each return counts toward the queue's delivery limit, and an
+            outage longer than a few seconds would dead-letter healthy messages.
         """
         self._amqp_url = amqp_url
         self._queues = list(queues)
@@ -109,10 +110,9 @@ class ConsumerLoop:
                 self._wait_for_store()
 
     def _wait_for_store(self) -> None:
-        assert self._store_ready is not None
         log.warning("consumer_paused_for_store")
         while not self.stop_requested.is_set() and not self._store_ready():
-            self.stop_requested.wait(STORE_RETRY_PAUSE_S)
+            self.stop_requested.wait(STORE_PROBE_INTERVAL_S)
         log.info("consumer_resumed")
 
     def _consume_once(self) -> None:
@@ -183,11 +183,7 @@ class ConsumerLoop:
             raise  # the link is gone; the unacked message comes back after reconnecting
         except StoreUnavailable as exc:
             log.warning("store_unavailable", reason=exc.reason, message_id=message.message_id)
-            if self._store_ready is not None:
-                raise _StorePause from exc  # closing the connection returns the message
-            time.sleep(STORE_RETRY_PAUSE_S)
-            channel.basic_nack(delivery_tag, requeue=True)
-            return
+            raise _StorePause from exc  # closing the connection returns the message
         except CONNECTION_ERRORS:
             raise
         except Exception:

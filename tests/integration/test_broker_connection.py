@@ -67,7 +67,9 @@ def test_a_broker_that_never_finishes_the_handshake_is_reported_with_the_likely_
 def test_a_consumer_loop_keeps_retrying_a_broker_that_never_finishes_the_handshake(
     silent_broker,
 ):
-    loop = ConsumerLoop(silent_broker, ["unused"], lambda message, publisher: None)
+    loop = ConsumerLoop(
+        silent_broker, ["unused"], lambda message, publisher: None, store_ready=lambda: True
+    )
     runner = threading.Thread(target=loop.run, daemon=True)
     runner.start()
 
@@ -117,7 +119,13 @@ def test_a_burst_to_one_endpoint_is_shared_by_the_consumers_not_hoarded_by_one(
     # The burst waits in the queue (as after a router's batch, or a worker's restart).
     publish_burst(amqp_url, endpoint_queue, BURST)
     loops = [
-        ConsumerLoop(amqp_url, [endpoint_queue], handler_named(name), prefetch=prefetch)
+        ConsumerLoop(
+            amqp_url,
+            [endpoint_queue],
+            handler_named(name),
+            prefetch=prefetch,
+            store_ready=lambda: True,
+        )
         for name in ("first", "second")
     ]
     runners = [threading.Thread(target=loop.run, daemon=True) for loop in loops]
