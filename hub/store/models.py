@@ -289,3 +289,30 @@ class AlertRow(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClientRow(Base):
+    """One caller of the hub's inbound APIs: whom it acts for, what it may speak as and call.
+
+    Only the SHA-256 of its secret is kept. During a rotation the previous secret stays
+    valid until ``previous_valid_until``; a revoked client is kept (``revoked_at``) so the
+    audit chain's entries about it still name a row.
+    """
+
+    __tablename__ = "clients"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # An office id of the catalogue, "portal" or "region" (the regional IT centre).
+    acts_for: Mapped[str] = mapped_column(String(40))
+    sources: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    apis: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    # The monitoring API's role (viewer, operator, admin) for clients that call it.
+    role: Mapped[str | None] = mapped_column(String(20))
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    previous_secret_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    previous_valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # SHA-256 of the DER of a client certificate that identifies this client over mTLS.
+    certificate_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

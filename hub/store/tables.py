@@ -16,6 +16,7 @@ from hub.store.models import (
     AuditRow,
     CaseEventRow,
     CaseRow,
+    ClientRow,
     DeliveryRow,
     EndpointStateRow,
     MessageRow,
@@ -30,6 +31,7 @@ ALERTS: Table = AlertRow.__table__  # type: ignore[assignment]
 ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
 CASES: Table = CaseRow.__table__  # type: ignore[assignment]
+CLIENTS: Table = ClientRow.__table__  # type: ignore[assignment]
 CASE_EVENTS: Table = CaseEventRow.__table__  # type: ignore[assignment]
 CHECKPOINTS: Table = AuditCheckpointRow.__table__  # type: ignore[assignment]
 DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[assignment]
