@@ -62,7 +62,6 @@ class Settings:
     audit_checkpoint_s: float = 300.0
     breaker_failure_threshold: int = 5
     breaker_cool_down_s: float = 30.0
-    intake_token: str = ""
     keystore_dir: Path | None = None
     keystore_password: str = ""
     trust_store_dir: Path | None = None
@@ -81,8 +80,6 @@ class Settings:
     # the service catalogue carries statutory deadlines (an endpoint's region options may
     # set its own ``max_backlog_age_s``).
     alert_max_backlog_age_s: float = 3600.0
-    # Who may call the case API: ``name:portal|office=<id>:sha256-of-token`` entries.
-    case_api_clients: str = ""
     # How often (at most) a running process looks whether the region file changed, and
     # takes the new catalogue if it is valid; 0 keeps the region read at start.
     region_reload_s: float = 5.0
