@@ -6,6 +6,7 @@ own queue prefix and its own database, and removes both afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -72,10 +73,11 @@ def _postgres_conninfo(database: str) -> str:
     return base.rsplit("/", 1)[0] + f"/{database}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'hub.db'}"
+@contextlib.contextmanager
+def fresh_database(kind: str, folder: Path) -> Iterator[str]:
+    """A new empty SQLite file in ``folder`` or PostgreSQL database, removed afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'hub.db'}"
         return
     admin_database = POSTGRES_URL.rsplit("/", 1)[1]
     try:
@@ -90,6 +92,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
