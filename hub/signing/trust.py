@@ -60,6 +60,13 @@ class TrustStore:
             self._authorities = TrustStore.from_directory(self._directory).authorities
         return self._authorities
 
+    def authorities_if_any(self) -> list[x509.Certificate]:
+        """The certificates of this list, or none if its folder is missing or empty."""
+        try:
+            return self.authorities
+        except ConfigurationError:
+            return []
+
     @classmethod
     def from_directory(cls, directory: Path) -> TrustStore:
         """Every certificate in every ``*.pem`` file of ``directory``.
@@ -155,6 +162,21 @@ class TrustLists:
                 [root / PROFIL_ZAUFANY], may_be_empty=True
             ),
             signatures=TrustStore.union_on_first_use([root / CITIZENS, root / PROFIL_ZAUFANY]),
+        )
+
+    def chosen(self, signer: str) -> TrustStore:
+        """The list of a kind of signer: ``citizen``, ``office``, ``platform`` or ``any``."""
+        lists = {"citizen": self.signatures, "office": self.offices, "platform": self.platforms}
+        if signer in lists:
+            return lists[signer]
+        if signer != "any":
+            raise ConfigurationError(f"no trust list for signers of kind {signer!r}")
+        return TrustStore(
+            [
+                authority
+                for trust_list in (self.platforms, self.offices, self.signatures)
+                for authority in trust_list.authorities_if_any()
+            ]
         )
 
 
