@@ -168,8 +168,8 @@ def measure(operation: Callable[[], object], seconds: float) -> Rate:
 def office_keys() -> Iterator[Keys]:
     """A throw-away keystore with one office identity, and a trust store of its CA."""
     with tempfile.TemporaryDirectory(prefix="hub-bench-signing-") as directory:
-        path = Path(directory)
-        init_keystore(path, [IDENTITY_NAME])
+        path = Path(directory) / "keys"
+        init_keystore(path, [IDENTITY_NAME], ca_dir=Path(directory) / "ca")
         keystore = Keystore(path)
         ca_pem = keystore.ca_certificate_pem()
         yield Keys(keystore.identity(IDENTITY_NAME), TrustStore.from_pems([ca_pem]), ca_pem)

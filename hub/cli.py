@@ -85,17 +85,31 @@ def keys() -> None:
 )
 @click.pass_obj
 def keys_init(settings: Settings, offices: str) -> None:
-    """Create a test CA and an identity per office (plus the hub and the ePUAP simulator)."""
+    """Create a test CA and an identity per office (plus the hub and the ePUAP simulator).
+
+    The CA's private key goes to ``<var_dir>/ca`` and the simulated platform's identity
+    to ``<var_dir>/platforms``, both out of the keystore the hub reads; office keys are
+    encrypted with ``keystore_password`` when it is set.
+    """
     from hub.region import load_region
     from hub.signing.keystore import init_test_pki
 
     office_ids = [office for office in offices.split(",") if office] or list(
         load_region(settings.region_path).offices
     )
-    written = init_test_pki(settings.keys, settings.trust, ["hub", "epuap", *office_ids])
+    written = init_test_pki(
+        settings.keys,
+        settings.trust,
+        ["hub", "epuap", *office_ids],
+        ca_dir=settings.var_dir / "ca",
+        platforms_dir=settings.var_dir / "platforms",
+        password=settings.keystore_password,
+    )
     click.echo(
         f"keystore {settings.keys}: {len(written)} file(s) written, "
-        f"{len(office_ids) + 2} identities; CA trusted in {settings.trust}"
+        f"{len(office_ids) + 1} identities; the CA's key kept in {settings.var_dir / 'ca'}, "
+        f"the ePUAP simulator's in {settings.var_dir / 'platforms'}; trust lists in "
+        f"{settings.trust}"
     )
 
 
@@ -114,9 +128,16 @@ def sign(settings: Settings, office: str, document: BinaryIO) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the verification's details as JSON.")
+@click.option(
+    "--signer",
+    type=click.Choice(["any", "citizen", "office", "platform"]),
+    default="any",
+    show_default=True,
+    help="Whose trust list to check against (any: every list of the trust store).",
+)
 @click.argument("document", type=click.File("rb"))
 @click.pass_obj
-def verify(settings: Settings, as_json: bool, document: BinaryIO) -> None:
+def verify(settings: Settings, as_json: bool, signer: str, document: BinaryIO) -> None:
     """Verify DOCUMENT's signatures against the trust store; exit 1 unless one covers it whole.
 
     Prints one line (valid: who signed and when; invalid: why). ``--json`` prints the
@@ -126,13 +147,14 @@ def verify(settings: Settings, as_json: bool, document: BinaryIO) -> None:
 
     from hub.errors import RejectedInput
     from hub.signing.steps import signature_records
-    from hub.signing.trust import TrustStore
+    from hub.signing.trust import TrustLists
     from hub.signing.xades import verify_document, verify_signatures
 
     body = document.read()
-    trust = TrustStore.from_directory(settings.trust)
+    lists = TrustLists.on_first_use(settings.trust)
+    trust = lists.chosen(signer)
     try:
-        records = signature_records(verify_signatures(body, trust))
+        records = signature_records(verify_signatures(body, trust), lists.profil_zaufany)
         verified = verify_document(body, trust)
     except RejectedInput as exc:
         details = {"valid": False, "reason": exc.reason, "signatures": locals().get("records", [])}
@@ -162,10 +184,12 @@ def audit() -> None:
 def audit_verify(settings: Settings) -> None:
     """Walk the chain and its signed checkpoints; exit 1 naming the first broken row."""
     from hub.audit import AuditChain
-    from hub.signing.trust import TrustStore
+    from hub.signing.trust import OFFICES, TrustStore
     from hub.store.repository import Store
 
-    trust = TrustStore.from_directory(settings.trust) if settings.trust.is_dir() else None
+    # Checkpoints are signed with the hub's own key: the offices' list vouches for it.
+    offices = settings.trust / OFFICES
+    trust = TrustStore.from_directory(offices) if offices.is_dir() else None
     report = AuditChain(Store.from_url(settings.database_url)).verify(trust)
     summary = (
         f"{report.rows_checked} row(s) chained, {report.pending} waiting to be chained, "

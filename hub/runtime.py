@@ -20,7 +20,7 @@ from hub.routing import BUILTIN_STEPS, Step
 from hub.settings import Settings
 from hub.signing.keystore import Keystore
 from hub.signing.steps import seal_for_delivery, sign_with_office, verify_signature
-from hub.signing.trust import TrustStore
+from hub.signing.trust import TrustLists
 from hub.store.repository import Store
 from hub.translate import mapping_steps
 from hub.workers import DeliveryWorker, RoutingWorker, worker_name
@@ -94,9 +94,12 @@ def route_steps(settings: Settings) -> dict[str, Step]:
         "sign_with_office": sign_with_office(keystore),
         "seal_for_delivery": seal_for_delivery(keystore),
     }
-    trust = TrustStore.on_first_use(settings.trust)
-    steps["verify_signature"] = verify_signature(trust, required=False)
-    steps["require_valid_signature"] = verify_signature(trust, required=True)
+    # Citizens' signatures are checked against the citizens' lists only: an office's
+    # certificate is no citizen's signature unless the offices' CA is listed there too.
+    trust = TrustLists.on_first_use(settings.trust)
+    checks = {"profil_zaufany": trust.profil_zaufany}
+    steps["verify_signature"] = verify_signature(trust.signatures, required=False, **checks)
+    steps["require_valid_signature"] = verify_signature(trust.signatures, required=True, **checks)
     return steps
 
 

@@ -305,9 +305,18 @@ class Demo:
         upgrade_database(self.settings)
         self.intake_tokens = self._office_clients()
         # Test certificates for the offices and the platform: every ePUAP call is signed.
-        init_test_pki(self.settings.keys, self.settings.trust, ["hub", "epuap", *self.office_ids])
+        # The simulated ePUAP holds its own identity, out of the keystore the hub reads.
+        platform_keys = self.settings.var_dir / "platforms"
+        init_test_pki(
+            self.settings.keys,
+            self.settings.trust,
+            ["hub", "epuap", *self.office_ids],
+            ca_dir=self.settings.var_dir / "ca",
+            platforms_dir=platform_keys,
+            password=self.settings.keystore_password,
+        )
         simulators = {
-            "epuap": ("simulators.epuap", "--keystore", str(self.settings.keys)),
+            "epuap": ("simulators.epuap", "--keystore", str(platform_keys)),
             "eod": (
                 "simulators.eod",
                 "--trust-ca",

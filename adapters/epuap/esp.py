@@ -9,6 +9,13 @@ hub's document id and, for mailboxes configured so, the hub's own UPP, XAdES-sig
 with the office's key. The same document pushed twice is stored once and answered
 with the same id.
 
+Only ePUAP pushes: every request must carry WS-Security signed with ePUAP's pinned
+certificate (the platforms' trust list, or the channel's ``platform_certificate``), and
+the hub refuses to start an ESP channel without ``ws_security = true``. An unsigned
+push, one signed by anyone else (an office's certificate of the same CA included) or
+with a broken signature gets a SOAP Fault, is quarantined, stores no message and gets
+no UPP.
+
 Bad input is answered with a SOAP Fault whose ``Wyjatek`` code a caller can act on,
 and what could be read of it is kept as a rejected message.
 """
@@ -28,14 +35,14 @@ from lxml import etree
 
 from adapters.epuap.contract import SKRYTKA_BINDING, SKRYTKA_WSDL, STATUS_OK, zeep_settings
 from hub.envelope import Address, Envelope
-from hub.errors import HubError, MalformedDocument, SignatureInvalid
+from hub.errors import ConfigurationError, HubError, MalformedDocument, SignatureInvalid
 from hub.inbound import accept_into
 from hub.logging import get_logger
 from hub.receipts import Evidence
-from hub.region import Office, Region, load_region
+from hub.region import InboundConfig, Office, Region, load_region
 from hub.settings import Settings
 from hub.signing.keystore import Keystore
-from hub.signing.trust import TrustStore
+from hub.signing.trust import platform_certificate_path
 from hub.signing.wssecurity import verify_envelope
 from hub.signing.xades import sign_document
 from hub.store.repository import Store
@@ -62,13 +69,16 @@ CODE_STORE_UNAVAILABLE = 20
 
 @dataclass(frozen=True)
 class EspService:
-    """What the ESP needs: the catalogue, the store, the offices' keys, trust for WS-Security."""
+    """What the ESP needs: the catalogue, the store, the offices' keys, ePUAP's certificate.
+
+    ``platform_certificate_pem`` is the pinned certificate every push must be signed
+    with (WS-Security): only ePUAP pushes to the ESP, never an office or a stranger.
+    """
 
     region: Region
     store: Store
     keystore: Keystore
-    trust: TrustStore | None
-    require_ws_security: bool
+    platform_certificate_pem: bytes
     issue_upp: bool
     binding: Any
 
@@ -77,24 +87,43 @@ blueprint = Blueprint("epuap_esp", __name__)
 
 
 def register(app: Flask) -> None:
-    """Plug the ESP into the hub's HTTP app (entry point ``hub.web``)."""
+    """Plug the ESP into the hub's HTTP app (entry point ``hub.web``).
+
+    Raises:
+        ConfigurationError: the region's ESP channel lacks ``ws_security = true``, or
+            ePUAP's certificate is missing: the hub does not start an ESP anyone can push to.
+    """
     settings: Settings = app.config["HUB_SETTINGS"]
     region = load_region(settings.region_path)
-    options = next((c.options for c in region.inbound if c.kind == "epuap-esp"), None)
-    if options is None:
+    channel = next((c for c in region.inbound if c.kind == "epuap-esp"), None)
+    if channel is None:
         return  # this region receives nothing by push
-    require_wss = bool(options.get("ws_security", False))
     client = zeep.Client(str(SKRYTKA_WSDL), settings=zeep_settings())
     app.extensions["epuap_esp"] = EspService(
         region=region,
         store=app.config["HUB_STORE"],
         keystore=Keystore(settings.keys, settings.keystore_password),
-        trust=TrustStore.from_directory(settings.trust) if require_wss else None,
-        require_ws_security=require_wss,
-        issue_upp=bool(options.get("issue_upp", True)),
+        platform_certificate_pem=_pinned_platform_certificate(channel, settings),
+        issue_upp=bool(channel.options.get("issue_upp", True)),
         binding=client.wsdl.bindings[SKRYTKA_BINDING],
     )
     app.register_blueprint(blueprint)
+
+
+def _pinned_platform_certificate(channel: InboundConfig, settings: Settings) -> bytes:
+    """ePUAP's certificate, pinned as the pull side pins it (the platforms' trust list)."""
+    if channel.options.get("ws_security") is not True:
+        raise ConfigurationError(
+            f"inbound channel {channel.name!r} (epuap-esp): ws_security = true is required; "
+            "an ESP without WS-Security would take pushes from anyone"
+        )
+    configured = str(channel.options.get("platform_certificate", ""))
+    path = platform_certificate_path(settings.trust, "epuap", configured)
+    if not path.is_file():
+        raise ConfigurationError(
+            f"inbound channel {channel.name!r} (epuap-esp): ePUAP's certificate {path} is missing"
+        )
+    return path.read_bytes()
 
 
 @blueprint.post(ESP_PATH)
@@ -133,8 +162,7 @@ def _receive(service: EspService, raw: bytes) -> dict[str, Any]:
         detail = f"a SOAP 1.1 request is text/xml; this one declares {request.mimetype!r}"
         raise EspRefusal(CODE_MALFORMED_REQUEST, detail)
     envelope = _parse_envelope(raw)
-    if service.require_ws_security:
-        _check_ws_security(service, envelope)
+    _check_ws_security(service, envelope)
     try:
         request_values = service.binding.get("nadaj").input.deserialize(envelope)
     except (zeep.exceptions.Error, ValueError) as exc:
@@ -246,9 +274,9 @@ def _parse_envelope(raw: bytes) -> etree._Element:
 
 
 def _check_ws_security(service: EspService, envelope: etree._Element) -> None:
-    assert service.trust is not None
+    """Require ePUAP's own signature over the Body and a current Timestamp."""
     try:
-        verify_envelope(envelope, trust=service.trust)
+        verify_envelope(envelope, expected_certificate_pem=service.platform_certificate_pem)
     except SignatureInvalid as exc:
         raise EspRefusal(CODE_SIGNATURE, f"WS-Security: {exc.reason}") from exc
 

@@ -16,7 +16,6 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -32,6 +31,7 @@ from hub.logging import get_logger
 from hub.region import InboundConfig, Office, Region
 from hub.settings import Settings
 from hub.signing.keystore import Keystore
+from hub.signing.trust import platform_certificate_path
 from hub.signing.wssecurity import WsSecurity
 from hub.xml import parse_document, root_namespace
 
@@ -67,7 +67,9 @@ class EpuapPullInbound:
         """Start the pool of mailbox drainers (each thread builds its own zeep client)."""
         if self._signing:
             self._keystore = Keystore(self._settings.keys, self._settings.keystore_password)
-            platform = Path(self._platform_certificate or self._settings.keys / "epuap.pem")
+            platform = platform_certificate_path(
+                self._settings.trust, "epuap", self._platform_certificate
+            )
             if not platform.exists():
                 raise ConfigurationError(f"ePUAP platform certificate {platform} is missing")
             self._platform_pem = platform.read_bytes()

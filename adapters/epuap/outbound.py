@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -54,7 +53,7 @@ from hub.receipts import Evidence
 from hub.region import ESP_ADDRESS, EndpointConfig, Office
 from hub.settings import Settings
 from hub.signing.keystore import Keystore
-from hub.signing.trust import TrustStore
+from hub.signing.trust import TrustStore, platform_certificate_path
 from hub.signing.wssecurity import WsSecurity
 from hub.signing.xades import verify_document
 
@@ -99,7 +98,8 @@ class EpuapSkrytkaOutbound:
             wsse=WsSecurity(identity, platform_certificate_pem=platform_pem),
         )
         self._service = client.create_service(self.binding, self._endpoint.url)
-        self._trust = TrustStore.from_directory(self._settings.trust)
+        # A UPP is the platform's word: only the pinned platform certificate signs one.
+        self._trust = TrustStore.from_pems([platform_pem])
         filerepo_url = self._endpoint.options.get("filerepo_url")
         if filerepo_url:
             filerepo = soap_client(
@@ -204,7 +204,7 @@ class EpuapSkrytkaOutbound:
 
     def _platform_certificate(self) -> bytes:
         configured = self._endpoint.options.get("platform_certificate")
-        path = Path(configured) if configured else self._settings.keys / "epuap.pem"
+        path = platform_certificate_path(self._settings.trust, "epuap", str(configured or ""))
         if not path.exists():
             raise ConfigurationError(
                 f"endpoint {self._endpoint.name}: the platform certificate {path} is missing"

@@ -2,10 +2,13 @@
 
 A UPD (urzędowe poświadczenie doręczenia) arrives in the sending office's mailbox when
 the citizen has collected a document sent with ``dorecz``; the hub pulls it like any
-filing. Routed to the ``epuap-receipts`` kind, it is verified (XAdES, trust store)
-and kept as evidence of the message whose delivery ePUAP registered under the
-receipt's ``IdentyfikatorDokumentu``. A receipt for nothing the hub sent is refused
-(dead-lettered), so an operator sees it.
+filing. Routed to the ``epuap-receipts`` kind, it is verified (XAdES, against the
+platforms' trust list: only the pinned ePUAP certificate issues receipts) and kept as
+evidence of the message whose delivery ePUAP registered under the receipt's
+``IdentyfikatorDokumentu``. A receipt for nothing the hub sent is refused
+(dead-lettered), so an operator sees it. A receipt whose signature fails is no
+evidence: the store quarantines it (channel ``receipts``), it adds no case event, the
+awaited UPD stays late, and it is refused (dead-lettered) too.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from hub.errors import MalformedDocument, PermanentDeliveryError, SignatureInval
 from hub.receipts import Evidence
 from hub.region import EndpointConfig
 from hub.settings import Settings
-from hub.signing.trust import TrustStore
+from hub.signing.trust import PLATFORMS, TrustStore
 from hub.signing.xades import verify_document
 from hub.store.repository import Store
 from hub.xml import parse_document
@@ -37,9 +40,9 @@ class EpuapReceiptLinker:
         self._trust: TrustStore | None = None
 
     def setup(self) -> None:
-        """Open the store and read the trust store once."""
+        """Open the store and read the platforms' trust list once."""
         self._store = Store.from_url(self._settings.database_url)
-        self._trust = TrustStore.from_directory(self._settings.trust)
+        self._trust = TrustStore.from_directory(self._settings.trust / PLATFORMS)
 
     def stop(self) -> None:
         """Close the store's connections."""
@@ -50,7 +53,8 @@ class EpuapReceiptLinker:
         """Keep the receipt with the message it certifies.
 
         Raises:
-            PermanentDeliveryError: not a UPP/UPD, or no delivery of the hub has its document id.
+            PermanentDeliveryError: not a UPP/UPD, no delivery of the hub has its document
+                id, or its signature fails (then it is quarantined, not kept).
         """
         assert self._store is not None, "setup() was not called"
         kind, receipt = _receipt_part(envelope.body)
@@ -61,7 +65,13 @@ class EpuapReceiptLinker:
                 f"{kind} {receipt.findtext(f'{{{UPO}}}IdentyfikatorPoswiadczenia')} certifies "
                 f"ePUAP document {document_id!r}, which the hub did not send"
             )
-        self._store.record_receipt(message_id, self._evidence(kind, receipt, envelope.body))
+        evidence = self._evidence(kind, receipt, envelope.body)
+        self._store.record_receipt(message_id, evidence)
+        if evidence.signature_valid is False:
+            raise PermanentDeliveryError(
+                f"{kind} {evidence.external_id} for ePUAP document {document_id!r} is "
+                f"quarantined, not kept as evidence: {evidence.detail}"
+            )
         return DeliveryReceipt(endpoint=self._endpoint.name, external_reference=message_id)
 
     def _evidence(self, kind: str, receipt: etree._Element, document: bytes) -> Evidence:

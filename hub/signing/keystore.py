@@ -1,9 +1,11 @@
 """The keystore: one certificate and private key per office system, loaded once per process.
 
 Layout of ``keystore_dir``: ``<name>.pem`` (certificate) with ``<name>.key.pem`` (private
-key), or ``<name>.p12`` (PKCS#12 holding both); ``ca.pem`` is the certificate of the CA
-that issued them. ``hub keys init`` creates a test CA and identities for the demo and the
-tests; production keystores hold the offices' real (qualified) certificates.
+key, encrypted with ``keystore_password`` when one is set), or ``<name>.p12`` (PKCS#12
+holding both); ``ca.pem`` is the certificate of the CA that issued them. ``hub keys
+init`` creates a test CA and identities for the demo and the tests, keeping the CA's
+private key out of the keystore (``<var_dir>/ca``); production keystores hold the
+offices' real (qualified) certificates.
 
 Loading a PEM key costs tens of milliseconds, so identities are cached: signing must
 never load a key per call.
@@ -12,6 +14,7 @@ never load a key per call.
 from __future__ import annotations
 
 import datetime
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from hub.errors import ConfigurationError
+from hub.signing.trust import CITIZENS, OFFICES, PLATFORMS, PROFIL_ZAUFANY
 
 CA_NAME = "ca"
 # The hub's own identity: it signs audit checkpoints and seals deliveries to legacy systems.
@@ -124,42 +128,113 @@ def _identity(name: str, certificate: x509.Certificate, key: object) -> SigningI
     return SigningIdentity(name, certificate, key)
 
 
-def init_test_pki(keys_dir: Path, trust_dir: Path, names: list[str]) -> list[Path]:
-    """Create the test CA and ``names`` in ``keys_dir``, and trust that CA in ``trust_dir``."""
-    written = init_keystore(keys_dir, names)
-    trust_dir.mkdir(parents=True, exist_ok=True)
-    (trust_dir / f"{CA_NAME}.pem").write_bytes((keys_dir / f"{CA_NAME}.pem").read_bytes())
-    return written
+# Test identities that stand for a national platform: their keys belong to the
+# simulator playing the platform, never to the keystore the hub reads.
+TEST_PLATFORMS = ("epuap",)
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_FOLDER_MODE = 0o700
 
 
-def init_keystore(directory: Path, names: list[str], valid_days: int = 730) -> list[Path]:
-    """Create a test CA (unless there is one) and an identity for each of ``names``.
+def init_test_pki(
+    keys_dir: Path,
+    trust_dir: Path,
+    names: list[str],
+    *,
+    ca_dir: Path | None = None,
+    platforms_dir: Path | None = None,
+    password: str = "",
+) -> list[Path]:
+    """Create the test CA, the offices' identities and the platforms', and the trust lists.
 
-    Existing identities are kept, so running it again only adds what is missing.
+    ``names`` that are platforms (``TEST_PLATFORMS``) are made in ``platforms_dir`` (the
+    simulator's keystore, default ``<keys_dir>-platforms``); the others in ``keys_dir``.
+    The CA's private key stays in ``ca_dir`` (default ``<keys_dir>-ca``), out of the
+    keystore the hub reads. The trust store gets the CA in ``offices/``, each platform's
+    certificate pinned in ``platforms/`` and, the test platform making the Profil Zaufany
+    signatures, in ``profil-zaufany/``; ``citizens/`` is made empty, for qualified CAs.
 
     Returns:
         The files written.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    ca_dir = ca_dir or _beside(keys_dir, "ca")
+    platforms_dir = platforms_dir or _beside(keys_dir, "platforms")
+    platforms = [name for name in names if name in TEST_PLATFORMS]
+    offices = [name for name in names if name not in TEST_PLATFORMS]
+    written = init_keystore(keys_dir, offices, ca_dir=ca_dir, password=password)
+    if platforms:
+        written += init_keystore(platforms_dir, platforms, ca_dir=ca_dir, password=password)
+    for folder in (OFFICES, PLATFORMS, PROFIL_ZAUFANY, CITIZENS):
+        (trust_dir / folder).mkdir(parents=True, exist_ok=True)
+    written += _publish(ca_dir / f"{CA_NAME}.pem", trust_dir / OFFICES)
+    for platform in platforms:
+        certificate = platforms_dir / f"{platform}.pem"
+        written += _publish(certificate, trust_dir / PLATFORMS)
+        written += _publish(certificate, trust_dir / PROFIL_ZAUFANY)
+    return written
+
+
+def init_keystore(
+    directory: Path,
+    names: list[str],
+    valid_days: int = 730,
+    *,
+    ca_dir: Path | None = None,
+    password: str = "",
+) -> list[Path]:
+    """Create a test CA (unless there is one) and an identity for each of ``names``.
+
+    Existing identities are kept, so running it again only adds what is missing. The
+    folder is created 0700 and each private key 0600 (created so, never loosened first);
+    with ``password`` the keys are written encrypted with it.
+
+    Args:
+        directory: the keystore folder; it gets the CA's certificate (``ca.pem``) too.
+        names: the identities to create.
+        valid_days: how long their certificates are valid.
+        ca_dir: where the CA's private key is kept (default ``<directory>-ca``).
+        password: encrypts the private keys written (empty: unencrypted).
+
+    Returns:
+        The files written.
+    """
+    directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER_MODE)
+    ca_dir = ca_dir or _beside(directory, "ca")
     written: list[Path] = []
-    ca_key, ca_certificate, new_files = _ensure_ca(directory, valid_days)
+    ca_key, ca_certificate, new_files = _ensure_ca(directory, ca_dir, valid_days, password)
     written += new_files
+    written += _publish(ca_dir / f"{CA_NAME}.pem", directory)
     for name in names:
         if (directory / f"{name}.pem").exists() or (directory / f"{name}.p12").exists():
             continue
         key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
         certificate = _issue(name, key, ca_key, ca_certificate, valid_days)
-        written += _write_pair(directory, name, certificate, key)
+        written += _write_pair(directory, name, certificate, key, password)
     return written
 
 
+def _beside(directory: Path, suffix: str) -> Path:
+    return directory.with_name(f"{directory.name}-{suffix}")
+
+
+def _publish(certificate: Path, folder: Path) -> list[Path]:
+    """Copy a certificate into ``folder`` unless it holds that very certificate already."""
+    target = folder / certificate.name
+    content = certificate.read_bytes()
+    if target.exists() and target.read_bytes() == content:
+        return []
+    target.write_bytes(content)
+    return [target]
+
+
 def _ensure_ca(
-    directory: Path, valid_days: int
+    directory: Path, ca_dir: Path, valid_days: int, password: str
 ) -> tuple[rsa.RSAPrivateKey, x509.Certificate, list[Path]]:
-    certificate_path = directory / f"{CA_NAME}.pem"
-    key_path = directory / f"{CA_NAME}.key.pem"
+    ca_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER_MODE)
+    _move_old_ca_key(directory, ca_dir)
+    certificate_path = ca_dir / f"{CA_NAME}.pem"
+    key_path = ca_dir / f"{CA_NAME}.key.pem"
     if certificate_path.exists() and key_path.exists():
-        key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password.encode() or None)
         assert isinstance(key, rsa.RSAPrivateKey)
         return key, x509.load_pem_x509_certificate(certificate_path.read_bytes()), []
     key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
@@ -180,7 +255,16 @@ def _ensure_ca(
         )
         .sign(key, hashes.SHA256())
     )
-    return key, certificate, _write_pair(directory, CA_NAME, certificate, key)
+    return key, certificate, _write_pair(ca_dir, CA_NAME, certificate, key, password)
+
+
+def _move_old_ca_key(directory: Path, ca_dir: Path) -> None:
+    """Take a CA key an older ``hub keys init`` left in the keystore out of it."""
+    old_key = directory / f"{CA_NAME}.key.pem"
+    old_certificate = directory / f"{CA_NAME}.pem"
+    if old_key.exists() and old_certificate.exists() and not (ca_dir / old_key.name).exists():
+        os.replace(old_key, ca_dir / old_key.name)
+        (ca_dir / old_certificate.name).write_bytes(old_certificate.read_bytes())
 
 
 def _issue(
@@ -219,17 +303,30 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _write_pair(
-    directory: Path, name: str, certificate: x509.Certificate, key: rsa.RSAPrivateKey
+    directory: Path,
+    name: str,
+    certificate: x509.Certificate,
+    key: rsa.RSAPrivateKey,
+    password: str = "",
 ) -> list[Path]:
     certificate_path = directory / f"{name}.pem"
     key_path = directory / f"{name}.key.pem"
-    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode())
+        if password
+        else serialization.NoEncryption()
     )
-    key_path.chmod(0o600)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    _write_private(key_path, private_pem)
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return [certificate_path, key_path]
+
+
+def _write_private(path: Path, content: bytes) -> None:
+    """Write a private key into a new file that is 0600 from the moment it exists."""
+    # O_EXCL: never write a key through a file (or link) someone else put there first.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(content)

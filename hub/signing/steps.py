@@ -61,18 +61,26 @@ PROFIL_ZAUFANY_MARKERS = ("PodpisZP", "EPSignature")
 PERSON_NAMES = ("Imie", "Nazwisko", "GivenName", "FamilyName")
 
 
-def verify_signature(trust: TrustStore, *, required: bool) -> Step:
+def verify_signature(
+    trust: TrustStore, *, required: bool, profil_zaufany: TrustStore | None = None
+) -> Step:
     """A step that verifies every signature of the document and records what it found.
 
     The findings travel in the ``signature-checks`` header, which the routing worker
     stores with the message, one row per signature. With ``required``, a document that
     no valid signature covers as a whole is rejected (``SignatureInvalid``); otherwise
     the findings are only recorded, and the route goes on.
+
+    Args:
+        trust: the certificates citizens' signatures are checked against.
+        required: whether a document no valid signature covers is rejected.
+        profil_zaufany: the Profil Zaufany signing certificates; a valid signature of
+            one of them names its citizen signer (None: no signature is recognised so).
     """
 
     def verify(envelope: Envelope) -> Envelope:
         findings = verify_signatures(envelope.body, trust)
-        records = signature_records(findings)
+        records = signature_records(findings, profil_zaufany)
         if required and not any(
             record["valid"] and record["covers_document"] for record in records
         ):
@@ -84,16 +92,26 @@ def verify_signature(trust: TrustStore, *, required: bool) -> Step:
     return verify
 
 
-def signature_records(findings: list[SignatureFinding]) -> list[dict[str, Any]]:
-    """One JSON-ready record per finding, the Profil Zaufany signer recognised."""
-    return [_record(finding) for finding in findings]
+def signature_records(
+    findings: list[SignatureFinding], profil_zaufany: TrustStore | None = None
+) -> list[dict[str, Any]]:
+    """One JSON-ready record per finding, the Profil Zaufany signer recognised.
+
+    Args:
+        findings: what the verifier found, one per signature.
+        profil_zaufany: the Profil Zaufany signing certificates (see ``verify_signature``).
+
+    Returns:
+        The records, in the findings' order.
+    """
+    return [_record(finding, profil_zaufany) for finding in findings]
 
 
-def _record(finding: SignatureFinding) -> dict[str, Any]:
+def _record(finding: SignatureFinding, profil_zaufany: TrustStore | None) -> dict[str, Any]:
     method, signer = finding.kind, finding.signer
-    profil_zaufany = _profil_zaufany(finding.signature)
-    if profil_zaufany is not None:
-        method, signer = profil_zaufany
+    named = _profil_zaufany_signer(finding, profil_zaufany)
+    if named is not None:
+        method, signer = named
     return {
         "position": finding.position,
         "form": finding.form,
@@ -107,6 +125,23 @@ def _record(finding: SignatureFinding) -> dict[str, Any]:
         ),
         "reason": finding.reason,
     }
+
+
+def _profil_zaufany_signer(
+    finding: SignatureFinding, profil_zaufany: TrustStore | None
+) -> tuple[str, str] | None:
+    """The citizen a valid Profil Zaufany signature names, else None.
+
+    Only a valid signature whose certificate is (or is issued by) a Profil Zaufany
+    signing certificate names a citizen, and only through the SignedProperties the
+    verifier checked: a ClaimedRole anywhere else (an unsigned ds:Object added to an
+    office's signature) is no one's word.
+    """
+    if not finding.valid or profil_zaufany is None or finding.certificate is None:
+        return None
+    if finding.signed_properties is None or not profil_zaufany.believes(finding.certificate):
+        return None
+    return _profil_zaufany(finding.signed_properties)
 
 
 def _unsigned_record() -> dict[str, Any]:
@@ -123,15 +158,17 @@ def _unsigned_record() -> dict[str, Any]:
     }
 
 
-def _profil_zaufany(signature: etree._Element | None) -> tuple[str, str] | None:
-    """The signer a Profil Zaufany signature names in its claimed roles, if it is one.
+def _profil_zaufany(signed_properties: etree._Element) -> tuple[str, str] | None:
+    """The signer the claimed roles of verified SignedProperties name, if Profil Zaufany.
 
     The role carries the ``PodpisZP`` (or ``EPSignature``) structure either as child
     elements or as XML written into the role's text; both are read.
     """
-    if signature is None:
-        return None
-    for role in signature.iter(f"{{{XADES}}}ClaimedRole"):
+    roles = signed_properties.iterfind(
+        f"{{{XADES}}}SignedSignatureProperties/{{{XADES}}}SignerRole"
+        f"/{{{XADES}}}ClaimedRoles/{{{XADES}}}ClaimedRole"
+    )
+    for role in roles:
         for candidate in (role, _embedded(role.text)):
             found = _signer_named_in(candidate)
             if found is not None:

@@ -23,7 +23,12 @@ from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
 from signxml.exceptions import SignXMLException
 from signxml.verifier import SignatureConfiguration, XMLVerifier
-from signxml.xades.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
+from signxml.xades.xades import (
+    XAdESSignatureConfiguration,
+    XAdESSigner,
+    XAdESVerifier,
+    XAdESVerifyResult,
+)
 
 from hub.errors import SignatureInvalid
 from hub.signing.keystore import SigningIdentity
@@ -41,7 +46,10 @@ class SignatureFinding:
     """What checking one signature found: valid or why not, who signed, what it covers.
 
     ``signed_document`` is set only for a valid signature over the whole document: it is
-    the document as the verifier rebuilt it from what was signed.
+    the document as the verifier rebuilt it from what was signed. ``signed_properties``
+    is the XAdES SignedProperties element exactly as the verifier checked it (its digest
+    reference verified), or None: whatever a record says of the signer beyond the
+    certificate (a signing time, a claimed role) is read from it, never from the tree.
     """
 
     position: int
@@ -55,6 +63,8 @@ class SignatureFinding:
     reason: str | None = None
     signed_document: etree._Element | None = None
     signature: etree._Element | None = None
+    signed_properties: etree._Element | None = None
+    certificate: x509.Certificate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +172,16 @@ def _check(
         base |= {
             "signer": certificate.subject.rfc4514_string(),
             "certificate_serial": certificate.serial_number,
+            "certificate": certificate,
         }
-        signed_at = _signing_time(signature)
-        base["signed_at"] = signed_at
+        signed_content, signed_properties = _verify_cryptographically(
+            root, position, certificate, kind
+        )
+        # The signing time judged and recorded is the one the verifier checked as signed;
+        # a SigningTime elsewhere in the tree (an unsigned ds:Object) says nothing.
+        signed_at = _signing_time(signed_properties) if signed_properties is not None else None
+        base |= {"signed_at": signed_at, "signed_properties": signed_properties}
         trust.check(certificate, signed_at or datetime.datetime.now(datetime.UTC))
-        signed_content = _verify_cryptographically(root, position, certificate, kind, signed_at)
     except SignatureInvalid as exc:
         return SignatureFinding(valid=False, covers_document=covers, reason=exc.reason, **base)
     document = _whole_document(root, signed_content, form) if covers else None
@@ -207,28 +222,40 @@ def _claims_whole_document(root: etree._Element, signature: etree._Element, form
 
 
 def _verify_cryptographically(
-    root: etree._Element,
-    position: int,
-    certificate: x509.Certificate,
-    kind: str,
-    signed_at: datetime.datetime | None,
-) -> etree._Element | None:
-    """Check digests and the signature value; return the first reference's signed content.
+    root: etree._Element, position: int, certificate: x509.Certificate, kind: str
+) -> tuple[etree._Element | None, etree._Element | None]:
+    """Check digests and the signature value; return what the verifier returned as signed.
 
-    The certificate is judged at the signing time the signature declares (the trust
-    store has checked it there), not today: a signature stays valid after its
-    certificate expires.
+    Returns:
+        The first reference's signed content, and the XAdES SignedProperties the
+        verifier checked (None for a plain XML-DSig signature). A signature that carries
+        XAdES properties is verified as XAdES, so its SignedProperties must be signed.
+
+    The certificate's trust is judged by the caller at the signing time the verified
+    properties declare: a signature stays valid after its certificate expires.
     """
     verifier = _NthXAdESVerifier(position) if kind == "xades" else _NthXMLVerifier(position)
     config_type = XAdESSignatureConfiguration if kind == "xades" else SignatureConfiguration
-    config = config_type(expect_references=True, verification_time=signed_at)
+    # signxml refuses a pinned certificate not valid at its verification time; the time
+    # that matters (the signed SigningTime) is known only after verifying, so signxml is
+    # given a moment inside the validity and the caller's trust check judges the real one.
+    config = config_type(expect_references=True, verification_time=certificate.not_valid_before_utc)
     try:
         results: Any = verifier.verify(root, x509_cert=certificate, expect_config=config)
     except (SignXMLException, etree.LxmlError, ValueError) as exc:
         raise SignatureInvalid(f"the signature does not verify: {exc}") from exc
-    first = results[0] if isinstance(results, list) else results
-    signed: etree._Element | None = first.signed_xml
-    return signed
+    results = results if isinstance(results, list) else [results]
+    signed: etree._Element | None = results[0].signed_xml
+    return signed, _verified_signed_properties(results)
+
+
+def _verified_signed_properties(results: list[Any]) -> etree._Element | None:
+    """The SignedProperties among the verified references (signxml's XAdESVerifyResult)."""
+    for result in results:
+        if isinstance(result, XAdESVerifyResult) and result.signed_xml is not None:
+            properties: etree._Element = result.signed_xml
+            return properties
+    return None
 
 
 class _NthSignature:
@@ -285,8 +312,10 @@ def _signer_certificate(signature: etree._Element) -> x509.Certificate:
         raise SignatureInvalid(f"the signer's certificate is unreadable: {exc}") from exc
 
 
-def _signing_time(signature: etree._Element) -> datetime.datetime | None:
-    text = signature.findtext(f".//{{{XADES}}}SigningTime")
+def _signing_time(signed_properties: etree._Element) -> datetime.datetime | None:
+    text = signed_properties.findtext(
+        f"{{{XADES}}}SignedSignatureProperties/{{{XADES}}}SigningTime"
+    )
     if not text:
         return None
     try:

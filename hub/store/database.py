@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy.exc
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from hub.errors import StoreUnavailable
 
 SQLITE_BUSY_TIMEOUT_S = 60
 READ_ONLY_OPTION = "hub_read_only"
+SQLITE_FILE_MODE = 0o600
 
 
 def create_store_engine(database_url: str) -> Engine:
@@ -26,6 +28,7 @@ def create_store_engine(database_url: str) -> Engine:
 
 
 def _sqlite_engine(database_url: str) -> Engine:
+    _create_private_file(make_url(database_url).database)
     engine = create_engine(database_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine, "connect")
@@ -48,6 +51,22 @@ def _sqlite_engine(database_url: str) -> Engine:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _create_private_file(database: str | None) -> None:
+    """Create a new SQLite database file 0600 before SQLite opens it.
+
+    SQLite would create it with the process's umask (often world-readable), and the
+    store holds every document and receipt. Its -wal and -shm files take the mode of
+    the database file. An existing file is left as it is.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        descriptor = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE)
+    except (FileExistsError, FileNotFoundError):
+        return  # kept as it is, or no folder: SQLite itself says what is wrong
+    os.close(descriptor)
 
 
 @contextlib.contextmanager

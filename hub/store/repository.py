@@ -7,6 +7,7 @@ one transaction; callers ack broker messages only after it returned.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -46,6 +47,7 @@ from hub.store.tables import (
     LOCKS,
     MESSAGES,
     OUTBOX,
+    QUARANTINE,
     RECEIPTS,
     SIGNATURE_CHECKS,
 )
@@ -743,6 +745,8 @@ class Store:
             .where(
                 RECEIPTS.c.message_id == DELIVERIES.c.message_id,
                 RECEIPTS.c.kind == DELIVERIES.c.awaited_receipt,
+                # Kept before receipts that failed were quarantined: still no evidence.
+                RECEIPTS.c.signature_valid.is_not(False),
             )
             .exists()
         )
@@ -769,9 +773,12 @@ class Store:
         """Keep a receipt that arrived on its own (e.g. a UPD pulled from an inbox).
 
         A receipt with an ``external_id`` already kept for the message is not kept again.
+        A receipt whose signature failed (``signature_valid`` False) is no evidence: it
+        is quarantined (channel ``receipts``), adds no case event and leaves an awaited
+        receipt late.
 
         Returns:
-            Whether the receipt was new.
+            Whether the receipt was new and kept as evidence.
         """
         try:
             return self._record_receipt(message_id, evidence)
@@ -788,7 +795,8 @@ class Store:
             ):
                 return False
             now = utcnow()
-            _insert_receipt(connection, message_id, None, evidence, now)
+            if not _insert_receipt(connection, message_id, None, evidence, now):
+                return False
             case_id = connection.scalar(SELECT_CASE_OF_MESSAGE, {"message_id": message_id})
             if case_id is not None and connection.scalar(SELECT_CASE, {"case_id": case_id}):
                 add_case_event(
@@ -1031,13 +1039,24 @@ def _open_case(connection: Connection, envelope: Envelope, now: datetime) -> Non
     )
 
 
+RECEIPTS_QUARANTINE_CHANNEL = "receipts"
+
+
 def _insert_receipt(
     connection: Connection,
     message_id: str,
     delivery_id: str | None,
     evidence: Evidence,
     now: datetime,
-) -> None:
+) -> bool:
+    """Keep ``evidence`` as a receipt of the message; return whether it was kept so.
+
+    Evidence is only what verified: a receipt whose signature failed goes to the
+    quarantine instead, with the reason, in the same transaction.
+    """
+    if evidence.signature_valid is False:
+        _quarantine_receipt(connection, message_id, evidence, now)
+        return False
     connection.execute(
         INSERT_RECEIPT,
         {
@@ -1058,6 +1077,40 @@ def _insert_receipt(
         kind=evidence.kind,
         external_id=evidence.external_id,
         signature_valid=evidence.signature_valid,
+    )
+    return True
+
+
+def _quarantine_receipt(
+    connection: Connection, message_id: str, evidence: Evidence, now: datetime
+) -> None:
+    # Written here rather than through hub.store.quarantine (which builds on this
+    # module): the refusal must commit with the delivery's outcome, in one transaction.
+    reason = f"{evidence.kind} {evidence.external_id or ''} of message {message_id}: " + (
+        evidence.detail or "its signature does not verify"
+    )
+    connection.execute(
+        insert(QUARANTINE).values(
+            channel=RECEIPTS_QUARANTINE_CHANNEL,
+            code="receipt-signature-invalid",
+            reason=reason,
+            remote_address=None,
+            content_type="application/xml",
+            size=len(evidence.document),
+            sha256=hashlib.sha256(evidence.document).hexdigest(),
+            body=evidence.document,
+            truncated=False,
+            received_at=now,
+        )
+    )
+    audit_event(
+        connection,
+        message_id,
+        "receipt-quarantined",
+        now,
+        kind=evidence.kind,
+        external_id=evidence.external_id,
+        reason=evidence.detail,
     )
 
 

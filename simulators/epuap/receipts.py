@@ -212,6 +212,6 @@ class ReceiptSigner:
 def _throwaway_identity() -> tuple[SigningIdentity, bytes]:
     """Create a test CA and a platform identity in a temporary folder, and read them back."""
     with tempfile.TemporaryDirectory(prefix="epuap-simulator-keys-") as directory:
-        keystore = Keystore(Path(directory))
-        init_keystore(keystore.directory, [PLATFORM_IDENTITY])
+        keystore = Keystore(Path(directory) / "keys")
+        init_keystore(keystore.directory, [PLATFORM_IDENTITY], ca_dir=Path(directory) / "ca")
         return keystore.identity(PLATFORM_IDENTITY), keystore.ca_certificate_pem()

@@ -9,7 +9,6 @@ the hub pulls it (again over WS-Security) and files it with the decision it cert
 from __future__ import annotations
 
 import base64
-import shutil
 
 import pytest
 from dashboard_support import bearer, with_accounts
@@ -17,10 +16,11 @@ from lxml import etree
 from support import OFFICES, Simulator, serve_in_thread
 
 from hub.envelope import Address, Envelope
-from hub.signing.keystore import Keystore, init_keystore
+from hub.signing.keystore import Keystore, init_test_pki
 from hub.signing.trust import TrustStore
-from hub.signing.xades import verify_document
-from hub.store.models import DeliveryRow, ReceiptRow
+from hub.signing.xades import sign_document, verify_document
+from hub.store.models import CaseEventRow, DeliveryRow, ReceiptRow
+from hub.store.quarantine import quarantined
 from hub.web import create_app
 from simulators.epuap.server import create_app as create_epuap_app
 
@@ -37,18 +37,28 @@ DECISION = (
 
 @pytest.fixture
 def keys(tmp_path):
-    directory = tmp_path / "keys"
-    init_keystore(directory, ["epuap", *(office_id for office_id, _, _ in OFFICES)])
-    (tmp_path / "trust").mkdir()
-    shutil.copyfile(directory / "ca.pem", tmp_path / "trust" / "ca.pem")
-    return Keystore(directory)
+    """The hub's keystore and trust lists, as ``hub keys init`` lays them out."""
+    init_test_pki(
+        tmp_path / "keys",
+        tmp_path / "trust",
+        ["epuap", *(office_id for office_id, _, _ in OFFICES)],
+        ca_dir=tmp_path / "ca",
+        platforms_dir=tmp_path / "platforms",
+    )
+    return Keystore(tmp_path / "keys")
 
 
 @pytest.fixture
-def epuap(keys):
+def platform(tmp_path, keys):
+    """ePUAP's identity, held by the simulator only."""
+    return Keystore(tmp_path / "platforms").identity("epuap")
+
+
+@pytest.fixture
+def epuap(keys, platform):
     app = create_epuap_app(
         trusted_ca_pems=[keys.ca_certificate_pem()],
-        identity=keys.identity("epuap"),
+        identity=platform,
         upd_delay_s=0.2,
     )
     simulator = serve_in_thread(app)
@@ -269,3 +279,59 @@ def test_a_large_attachment_travels_through_filerepo_and_a_reference_takes_its_p
     stored = epuap.app.extensions["epuap_filerepo"].get(reference.split("fileId=")[1])
     assert (stored.content, stored.filename) == (scan, "skan.pdf")
     assert base64.b64decode(kept.findtext(f"{{{STRUKTURA}}}DaneZalacznika")) == small
+
+
+def forged_upd(platform, document_id: str) -> bytes:
+    """A UPD for ``document_id`` signed by ePUAP, its date changed after signing."""
+    upd = (
+        f'<pos:Dokument xmlns:pos="{UPO}"><pos:UPD>'
+        "<pos:IdentyfikatorPoswiadczenia>UPD-sfalszowane</pos:IdentyfikatorPoswiadczenia>"
+        "<pos:DataDoreczenia>2026-01-02T10:00:00</pos:DataDoreczenia>"
+        f"<pos:IdentyfikatorDokumentu>{document_id}</pos:IdentyfikatorDokumentu>"
+        "</pos:UPD></pos:Dokument>"
+    ).encode()
+    signed = sign_document(upd, platform)
+    return signed.replace(b"2026-01-02T10:00:00", b"2025-12-01T10:00:00")
+
+
+def test_a_forged_upd_is_quarantined_not_filed_and_the_delivery_stays_late(
+    hub, epuap, settings, platform
+):
+    epuap.admin("POST", "/_sim/upd", json={"hold": True})
+    decision = Envelope(
+        document_type=DECISION_TYPE,
+        source="eod",
+        destination=Address("146501_1"),
+        body=DECISION,
+        headers={"epuap-recipient": CITIZEN_MAILBOX},
+    )
+    decision_id = str(decision.envelope_id)
+    hub.store.accept(decision)
+    hub.start_relay()
+    hub.start_worker(settings.replace(receipt_deadline_s=0.5))
+    hub.wait_for(lambda: hub.store.message_status(decision_id).value == "delivered")
+    hub.wait_for(lambda: bool(hub.store.late_receipts()), what="the UPD deadline to pass")
+    with hub.store.session() as session:
+        sent = session.query(DeliveryRow).filter_by(message_id=decision_id).one()
+
+    epuap.admin(
+        "POST",
+        "/_sim/mailboxes/umwarszawa/skrytka/raw?filename=UPD.xml",
+        data=forged_upd(platform, sent.external_reference),
+    )
+    hub.wait_for(lambda: hub.poll() >= 1, what="the forged UPD to be pulled")
+    hub.wait_until_settled(2)
+
+    with hub.store.session() as session:
+        assert session.query(ReceiptRow).filter_by(message_id=decision_id).count() == 0
+        events = [row.event for row in session.query(CaseEventRow).all()]
+    assert not [event for event in events if "receipt" in event]
+    [kept] = quarantined(hub.store, channel="receipts")
+    assert "UPD-sfalszowane" in kept.reason
+    assert "does not verify" in kept.reason
+    assert [late.message_id for late in hub.store.late_receipts()] == [decision_id]
+
+    # The genuine UPD, when it comes, is filed and ends the alert.
+    epuap.admin("POST", "/_sim/upd/release")
+    hub.wait_for(lambda: hub.poll() >= 1, what="the genuine UPD")
+    hub.wait_for(lambda: not hub.store.late_receipts(), what="the genuine UPD to be filed")

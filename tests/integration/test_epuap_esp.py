@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import shutil
 
 import pytest
 import zeep
@@ -11,11 +10,13 @@ from lxml import etree
 
 from adapters.epuap.contract import SKRYTKA_BINDING, SKRYTKA_WSDL
 from adapters.epuap.esp import ESP_PATH
-from hub.signing.keystore import Keystore, init_keystore
-from hub.signing.trust import TrustStore
+from hub.errors import ConfigurationError
+from hub.signing.keystore import Keystore, init_test_pki
+from hub.signing.trust import OFFICES, TrustStore
 from hub.signing.wssecurity import sign_envelope, signing_key
 from hub.signing.xades import verify_document
 from hub.store.models import MessageRow, ReceiptRow
+from hub.store.quarantine import quarantined
 from hub.web import create_app
 
 PISMO = (
@@ -23,6 +24,7 @@ PISMO = (
     b"<wnio:Tytul>Wniosek o informacj\xc4\x99 publiczn\xc4\x85</wnio:Tytul></wnio:Dokument>"
 )
 OBIEKTY = "http://wsdl.epuap.gov.pl/obiekty/"
+RADOM = "146301_1"
 
 
 @pytest.fixture
@@ -32,10 +34,19 @@ def esp_settings(settings, region_path):
             '\n[[inbound]]\nname = "esp"\nkind = "epuap-esp"\n'
             'url = "/epuap/esp"\nws_security = true\n'
         )
-    init_keystore(settings.keys, ["146501_1", "1421", "ePUAP-nadawca"])
-    settings.trust.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(settings.keys / "ca.pem", settings.trust / "ca.pem")
+    init_test_pki(
+        settings.keys,
+        settings.trust,
+        ["146501_1", "1421", RADOM, "epuap"],
+        platforms_dir=settings.var_dir / "platforms",
+    )
     return settings
+
+
+@pytest.fixture
+def platform(esp_settings):
+    """ePUAP's own identity, as the platform (the simulator) holds it: out of the hub's keys."""
+    return Keystore(esp_settings.var_dir / "platforms").identity("epuap")
 
 
 @pytest.fixture
@@ -43,7 +54,7 @@ def client(esp_settings, store):
     return create_app(esp_settings, store).test_client()
 
 
-def nadaj_request(keystore, mailbox="/umwarszawa/skrytka", content=PISMO, signed=True):
+def nadaj_request(platform, mailbox="/umwarszawa/skrytka", content=PISMO, signed=True):
     soap = zeep.Client(str(SKRYTKA_WSDL))
     service = soap.create_service(SKRYTKA_BINDING, "http://hub/epuap/esp")
     envelope = soap.create_message(
@@ -61,7 +72,7 @@ def nadaj_request(keystore, mailbox="/umwarszawa/skrytka", content=PISMO, signed
         },
     )
     if signed:
-        sign_envelope(envelope, signing_key(keystore.identity("ePUAP-nadawca")))
+        sign_envelope(envelope, signing_key(platform))
     return etree.tostring(envelope)
 
 
@@ -76,10 +87,9 @@ def fault_code(response):
 
 
 def test_a_pushed_filing_is_stored_and_answered_with_its_id_and_a_signed_upp(
-    client, esp_settings, store
+    client, esp_settings, store, platform
 ):
-    keystore = Keystore(esp_settings.keys)
-    response = client.post(ESP_PATH, data=nadaj_request(keystore), content_type="text/xml")
+    response = client.post(ESP_PATH, data=nadaj_request(platform), content_type="text/xml")
 
     assert response.status_code == 200, response.data
     answer, _ = answer_of(response)
@@ -87,7 +97,7 @@ def test_a_pushed_filing_is_stored_and_answered_with_its_id_and_a_signed_upp(
     assert answer.findtext("status/kod") == "1"
     assert store.message_status(document_id).value == "accepted"
     upp = base64.b64decode(answer.findtext("zalacznik/zawartosc"))
-    verified = verify_document(upp, TrustStore.from_directory(esp_settings.trust))
+    verified = verify_document(upp, TrustStore.from_directory(esp_settings.trust / OFFICES))
     assert "CN=146501_1" in verified.signer
     with store.session() as session:
         [receipt] = session.query(ReceiptRow).all()
@@ -98,39 +108,98 @@ def test_a_pushed_filing_is_stored_and_answered_with_its_id_and_a_signed_upp(
     )
 
 
-def test_the_same_filing_pushed_twice_is_stored_once_under_one_id(client, esp_settings, store):
-    keystore = Keystore(esp_settings.keys)
+def test_the_same_filing_pushed_twice_is_stored_once_under_one_id(client, store, platform):
     first, _ = answer_of(
-        client.post(ESP_PATH, data=nadaj_request(keystore), content_type="text/xml")
+        client.post(ESP_PATH, data=nadaj_request(platform), content_type="text/xml")
     )
     second, _ = answer_of(
-        client.post(ESP_PATH, data=nadaj_request(keystore), content_type="text/xml")
+        client.post(ESP_PATH, data=nadaj_request(platform), content_type="text/xml")
     )
 
     assert first.findtext("identyfikatorDokumentu") == second.findtext("identyfikatorDokumentu")
     assert store.count_unsent_outbox() == 1
 
 
-def test_an_unsigned_push_is_refused_with_the_signature_code(client, esp_settings, store):
+def office_signed_request(esp_settings):
+    """A push signed by Radom's office certificate, issued by the same CA as ePUAP's."""
+    request = nadaj_request(None, signed=False)
+    envelope = etree.fromstring(request)
+    sign_envelope(envelope, signing_key(Keystore(esp_settings.keys).identity(RADOM)))
+    return etree.tostring(envelope)
+
+
+def broken_signature_request(platform):
+    """ePUAP's genuine signature over a Body changed after signing."""
+    signed = nadaj_request(platform)
+    assert b">pismo.xml<" in signed
+    return signed.replace(b">pismo.xml<", b">pisma.xml<")
+
+
+@pytest.mark.parametrize(
+    "make_request",
+    [
+        pytest.param(
+            lambda settings, platform: nadaj_request(platform, signed=False), id="unsigned"
+        ),
+        pytest.param(
+            lambda settings, platform: office_signed_request(settings), id="office-signed"
+        ),
+        pytest.param(
+            lambda settings, platform: broken_signature_request(platform), id="broken-signature"
+        ),
+    ],
+)
+def test_a_push_not_signed_by_epuap_gets_a_fault_is_quarantined_and_stores_nothing(
+    client, esp_settings, store, platform, make_request
+):
     response = client.post(
-        ESP_PATH,
-        data=nadaj_request(Keystore(esp_settings.keys), signed=False),
-        content_type="text/xml",
+        ESP_PATH, data=make_request(esp_settings, platform), content_type="text/xml"
     )
+
     assert response.status_code == 500
     assert fault_code(response) == 13
+    assert b"OdpowiedzSkrytki" not in response.data
+    with store.session() as session:
+        assert session.query(MessageRow).count() == 0
+        assert session.query(ReceiptRow).count() == 0
     assert store.count_unsent_outbox() == 0
+    [kept] = quarantined(store, channel="epuap-esp")
+    assert kept.code == "wyjatek-13"
+    assert "WS-Security" in kept.reason
 
 
-def test_a_push_to_a_mailbox_no_office_has_is_refused(client, esp_settings):
-    request = nadaj_request(Keystore(esp_settings.keys), mailbox="/nieznany/skrytka")
+def test_an_office_signed_push_is_refused_as_not_epuaps(client, esp_settings):
+    response = client.post(
+        ESP_PATH, data=office_signed_request(esp_settings), content_type="text/xml"
+    )
+
+    assert b"CN=146301_1" in response.data
+    assert b"not by the expected" in response.data
+
+
+@pytest.mark.parametrize("ws_security", ["", "ws_security = false\n"], ids=["absent", "false"])
+def test_a_region_whose_esp_lacks_ws_security_does_not_start(
+    settings, region_path, store, ws_security
+):
+    with region_path.open("a", encoding="utf-8") as region:
+        region.write(
+            '\n[[inbound]]\nname = "esp-bez-podpisu"\nkind = "epuap-esp"\n'
+            f'url = "/epuap/esp"\n{ws_security}'
+        )
+
+    with pytest.raises(ConfigurationError, match=r"esp-bez-podpisu.*ws_security = true"):
+        create_app(settings, store)
+
+
+def test_a_push_to_a_mailbox_no_office_has_is_refused(client, platform):
+    request = nadaj_request(platform, mailbox="/nieznany/skrytka")
     response = client.post(ESP_PATH, data=request, content_type="text/xml")
     assert fault_code(response) == 11
     assert b"/nieznany/skrytka" in response.data
 
 
-def test_a_malformed_document_is_refused_and_kept_as_rejected(client, esp_settings, store):
-    request = nadaj_request(Keystore(esp_settings.keys), content=b"<wnio:Dokument>")
+def test_a_malformed_document_is_refused_and_kept_as_rejected(client, store, platform):
+    request = nadaj_request(platform, content=b"<wnio:Dokument>")
     response = client.post(ESP_PATH, data=request, content_type="text/xml")
     assert fault_code(response) == 12
     with store.session() as session:

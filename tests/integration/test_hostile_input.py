@@ -9,7 +9,6 @@ its reason, and a good request right after it is still served.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from adapters.eod.inbound import INTAKE_PATH
 from adapters.epuap.contract import SKRYTKA_BINDING, SKRYTKA_WSDL
 from adapters.epuap.esp import ESP_PATH
 from hub.identity import ClientRegistry
-from hub.signing.keystore import Keystore, init_keystore
+from hub.signing.keystore import Keystore, init_test_pki
 from hub.signing.wssecurity import sign_envelope, signing_key
 from hub.store.models import MessageRow
 from hub.store.quarantine import quarantined
@@ -71,9 +70,13 @@ def region_path(region_path):
 
 @pytest.fixture
 def hostile_settings(settings):
-    init_keystore(settings.keys, ["146501_1", "1421", "ePUAP-nadawca"])
-    settings.trust.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(settings.keys / "ca.pem", settings.trust / "ca.pem")
+    # The ESP takes pushes signed by ePUAP's pinned certificate only (trust/platforms/).
+    init_test_pki(
+        settings.keys,
+        settings.trust,
+        ["146501_1", "1421", "epuap"],
+        platforms_dir=settings.var_dir / "platforms",
+    )
     return settings
 
 
@@ -103,7 +106,8 @@ def nadaj(settings, content=PISMO, mailbox="/umwarszawa/skrytka", signed=True, t
         },
     )
     if signed:
-        sign_envelope(envelope, signing_key(Keystore(settings.keys).identity("ePUAP-nadawca")))
+        platform = Keystore(settings.var_dir / "platforms").identity("epuap")
+        sign_envelope(envelope, signing_key(platform))
     body = etree.tostring(envelope)
     # The signature covers the Body (the document and its name) and the Timestamp.
     return body.replace(b">pismo.xml<", b">wniosek.xml<") if tamper else body

@@ -7,6 +7,7 @@ from support import OFFICES
 
 from hub.envelope import Address, Envelope
 from hub.signing.keystore import Keystore, init_keystore, init_test_pki
+from hub.signing.trust import CITIZENS
 from hub.signing.xades import sign_document
 from hub.store.models import SignatureCheckRow
 
@@ -16,7 +17,10 @@ REQUIRED = "urn:test:wniosek-podpis-wymagany"
 
 @pytest.fixture
 def keystore(settings):
+    """Test keys whose CA is also listed for citizens: these documents stand for theirs."""
     init_test_pki(settings.keys, settings.trust, [office_id for office_id, _, _ in OFFICES])
+    listed = settings.trust / CITIZENS / "ca.pem"
+    listed.write_bytes(Keystore(settings.keys).ca_certificate_pem())
     return Keystore(settings.keys)
 
 
@@ -130,3 +134,20 @@ def test_each_signature_of_a_countersigned_document_is_recorded(hub, keystore):
     assert found == [(1, False, "enveloped", True), (2, True, "enveloped", True)]
     assert "CN=146501_1" in signers[0]
     assert "CN=1421" in signers[1]
+
+
+def test_an_office_key_does_not_pass_for_a_citizens_signature_unless_its_ca_is_listed(
+    hub, settings, keystore, tmp_path
+):
+    # The citizens' list holds a qualified CA of its own, not the offices' CA.
+    init_keystore(tmp_path / "qualified", [])
+    qualified_ca = (tmp_path / "qualified" / "ca.pem").read_bytes()
+    (settings.trust / CITIZENS / "ca.pem").write_bytes(qualified_ca)
+    body = sign_document(document(REQUIRED), keystore.identity("146501_1"))
+    hub.store.accept(filing(REQUIRED, body))
+    hub.start_relay()
+    hub.start_worker()
+    [message] = hub.wait_until_settled(1)
+
+    assert message.status == "rejected"
+    assert "not issued by a trusted CA" in message.status_reason

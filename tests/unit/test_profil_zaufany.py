@@ -14,13 +14,13 @@ PODPIS_ZP = (
 
 
 def signature_with_role(role_content):
+    """Verified SignedProperties (what the verifier returns) whose role holds ``role_content``."""
     return etree.fromstring(
-        f'<ds:Signature xmlns:ds="{DS}" xmlns:xades="{XADES}"><ds:Object>'
-        "<xades:QualifyingProperties>"
-        "<xades:SignedProperties><xades:SignedSignatureProperties><xades:SignerRole>"
+        f'<xades:SignedProperties xmlns:ds="{DS}" xmlns:xades="{XADES}">'
+        "<xades:SignedSignatureProperties><xades:SignerRole>"
         f"<xades:ClaimedRoles><xades:ClaimedRole>{role_content}</xades:ClaimedRole>"
         "</xades:ClaimedRoles></xades:SignerRole></xades:SignedSignatureProperties>"
-        "</xades:SignedProperties></xades:QualifyingProperties></ds:Object></ds:Signature>"
+        "</xades:SignedProperties>"
     )
 
 
@@ -35,4 +35,3 @@ def test_a_role_holding_podpis_zp_as_text_names_the_signer():
 
 def test_an_ordinary_role_is_no_profil_zaufany():
     assert _profil_zaufany(signature_with_role("Kierownik referatu")) is None
-    assert _profil_zaufany(None) is None

@@ -72,7 +72,8 @@ def test_entity_expansion_is_refused_before_any_signature_check(trust):
 
 def test_a_certificate_that_had_expired_when_it_signed_is_refused(keystore):
     ca_key = serialization.load_pem_private_key(
-        (keystore.directory / "ca.key.pem").read_bytes(), None
+        (keystore.directory.with_name(f"{keystore.directory.name}-ca") / "ca.key.pem").read_bytes(),
+        None,
     )
     ca = x509.load_pem_x509_certificate(keystore.ca_certificate_pem())
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -147,7 +148,8 @@ def test_an_enveloping_signature_with_a_second_object_of_the_same_id_is_refused(
 def test_a_signature_by_a_certificate_that_has_since_expired_still_verifies(keystore):
     # Validity is judged at signing time: a decision signed last year stays signed.
     ca_key = serialization.load_pem_private_key(
-        (keystore.directory / "ca.key.pem").read_bytes(), None
+        (keystore.directory.with_name(f"{keystore.directory.name}-ca") / "ca.key.pem").read_bytes(),
+        None,
     )
     ca = x509.load_pem_x509_certificate(keystore.ca_certificate_pem())
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
