@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import stat
+import time
 import uuid
 
 import pika
@@ -21,8 +22,17 @@ from tenant_support import create_vhost, in_vhost, remove_vhost_and_tenants
 
 from adapters.registers.interface import RegisterQueues
 from adapters.registers.tenant_command import amqp_tenant
-from adapters.registers.tenants import Rabbitmqctl, Tenant, TenantAccounts, read_credentials
+from adapters.registers.tenants import (
+    Rabbitmqctl,
+    Tenant,
+    TenantAccounts,
+    read_credentials,
+    region_tenants,
+)
 from hub.region import load_region
+from hub.settings import embedded_region_path
+from simulators.demo import Demo
+from simulators.processes import start_simulator, stop_all
 
 WARSAW, COUNTY = OFFICES[0][0], OFFICES[1][0]
 ACCESS_REFUSED = 403
@@ -274,3 +284,55 @@ def test_the_command_shows_a_new_password_once_writes_credentials_0600_and_lists
 
 def obj_endpoint(settings, name):
     return load_region(settings.region_path).endpoints[name]
+
+
+def test_the_demo_gives_each_register_its_own_user_and_its_simulators_answer_as_them(
+    settings, vhost, hub_url, hub_channel, monkeypatch
+):
+    monkeypatch.setenv("HUB_REGISTERS_AMQP_URL", hub_url)
+    demo = Demo(settings.replace(region_path=embedded_region_path()), 3, worker_count=1)
+    children = []
+    try:
+        credentials = demo._create_register_tenants()
+        vhost[1].extend(region_tenants(load_region(settings.var_dir / "registers-region.toml")))
+        for module, *arguments in demo._domain_simulators(credentials).values():
+            if module == "simulators.registers":
+                children.append(start_simulator(module, *arguments)[0])
+        entries = read_credentials(credentials)
+
+        for entry in entries.values():
+            hub_channel.basic_publish(
+                "",
+                entry["documents"],
+                b"<Wniosek/>",
+                pika.BasicProperties(message_id=str(uuid.uuid4()), headers={"hub-office": "x"}),
+            )
+        answers = {
+            endpoint: wait_for_answer(hub_channel, e["answers"]) for endpoint, e in entries.items()
+        }
+    finally:
+        stop_all(children)
+        demo.store.close()
+
+    assert set(entries) == {"alkohol@146501_1", "drogi@1421"}
+    assert {entry["user"] for entry in entries.values()} == {
+        "hub-alkohol-146501_1",
+        "hub-drogi-1421",
+    }
+    assert {entry["vhost"] for entry in entries.values()} == {vhost[0]}
+    assert all(
+        entry["documents"].startswith(f"{settings.queue_prefix}.legacy.")
+        for entry in entries.values()
+    )
+    assert {json.loads(body)["kind"] for body in answers.values()} == {"acknowledgement"}
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+
+
+def wait_for_answer(channel, queue, timeout_s=30.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _method, _properties, body = channel.basic_get(queue, auto_ack=True)
+        if body is not None:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"no answer on {queue} within {timeout_s} s")
