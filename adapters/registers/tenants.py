@@ -38,7 +38,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -88,8 +88,9 @@ class Tenant:
     office: str
     vhost: str
     queues: RegisterQueues
-    # How the hub itself (its own user) reaches the registers' broker: the endpoint's url.
-    hub_url: str
+    # How the hub itself (its own user) reaches the registers' broker: the endpoint's url,
+    # with the hub's password in it, so kept out of the repr.
+    hub_url: str = field(repr=False)
 
     @classmethod
     def of(cls, endpoint: EndpointConfig) -> Tenant:
