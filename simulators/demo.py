@@ -20,6 +20,8 @@ import random
 import secrets
 import signal
 import statistics
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -203,6 +205,8 @@ def demo_command(
 
 REGISTER_QUEUE_IN = "legacy.{system}.{office}.in"
 REGISTER_QUEUE_OUT = "legacy.{system}.{office}.out"
+# Where the demo's registers find their own broker users (hub amqp-tenant writes it, 0600).
+REGISTER_CREDENTIALS = "registers-tenants.json"
 
 
 def with_register_queues(region: Region, prefix: str) -> Region:
@@ -324,7 +328,7 @@ class Demo:
                 "--require-seal",
             ),
             "edoreczenia": ("simulators.edoreczenia",),
-            **self._domain_simulators(),
+            **self._domain_simulators(self._create_register_tenants()),
         }
         for name, (module, *arguments) in simulators.items():
             child, url = start_simulator(module, *arguments)
@@ -407,6 +411,8 @@ class Demo:
                             queue = self.register_queue_prefix + template.format(**names)
                             channel.queue_delete(queue)
                             channel.queue_delete(f"{queue}.parked")
+                        # The answers exchange bears the .out queue's name.
+                        channel.exchange_delete(queue)
         finally:
             close_quietly(connection)
 
@@ -471,7 +477,36 @@ class Demo:
         """The demo's registers read queues of its own, emptied with the demo's."""
         return f"{self.settings.queue_prefix}."
 
-    def _domain_simulators(self) -> dict[str, tuple[str, ...]]:
+    def _create_register_tenants(self) -> Path | None:
+        """Give each of the demo's registers a broker user of its own; the credentials file.
+
+        Runs ``hub amqp-tenant add-all --rotate`` over the demo's registers (fresh
+        passwords each run, like the dashboard's; one ``rabbitmqctl import_definitions``
+        for them all), which also declares their queues and answers exchanges, so the
+        register simulators, which may configure nothing, find them. None: no registers.
+        """
+        registers = with_register_queues(self.region, self.register_queue_prefix)
+        if not any(e.kind == "registers-amqp" for e in registers.endpoints.values()):
+            return None
+        region_path = self.settings.var_dir / "registers-region.toml"
+        region_path.write_text(render_region(registers), encoding="utf-8")
+        credentials = (self.settings.var_dir / REGISTER_CREDENTIALS).resolve()
+        command = ["amqp-tenant", "add-all", "--rotate", "--write-credentials", str(credentials)]
+        completed = subprocess.run(
+            [sys.executable, "-m", "hub", *command],
+            env={**os.environ, "HUB_REGION_PATH": str(region_path.resolve())},
+            capture_output=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise ConfigurationError(
+                "hub amqp-tenant add-all failed: "
+                + completed.stderr.decode(errors="replace").strip()[-500:]
+            )
+        click.echo(completed.stdout.decode(errors="replace").strip(), err=True)
+        return credentials
+
+    def _domain_simulators(self, register_credentials: Path | None) -> dict[str, tuple[str, ...]]:
         """The tax system and the registers the chosen offices' services need."""
         wanted: dict[str, tuple[str, ...]] = {}
         if offices_offering(self.region, "podatek-od-nieruchomosci"):
@@ -490,6 +525,7 @@ class Demo:
                     *("--system", system, "--amqp-url", self.settings.amqp_url),
                     *("--queue-in", f"{self.register_queue_prefix}{REGISTER_QUEUE_IN}"),
                     *("--queue-out", f"{self.register_queue_prefix}{REGISTER_QUEUE_OUT}"),
+                    *(("--credentials", str(register_credentials)) if register_credentials else ()),
                     *office_flags,
                 )
         return wanted

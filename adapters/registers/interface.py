@@ -22,6 +22,8 @@ PARKED_SUFFIX = ".parked"
 # Both sides declare the interface queues with these arguments (declaring is idempotent
 # only when the arguments agree): durable quorum queues, replicated like the hub's own.
 QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+# Each answers queue has an exchange of its own, bound to it alone (see answers_exchange).
+ANSWERS_EXCHANGE_TYPE = "fanout"
 
 # Receipt kinds the answers are kept under; the delivery awaits the acknowledgement.
 ACK_KIND = "register-ack"
@@ -38,6 +40,16 @@ class RegisterQueues:
 
     documents: str
     answers: str
+
+    @property
+    def answers_exchange(self) -> str:
+        """The fanout exchange a register publishes its answers to, bound to ``answers``.
+
+        It bears the answers queue's name, so one permission regex names a register's
+        whole way out. A register never publishes through the default exchange: the
+        write permission that would take also reaches every other queue of the vhost.
+        """
+        return self.answers
 
     @property
     def parked(self) -> str:

@@ -37,6 +37,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from adapters.registers.interface import (
     ACK_KIND,
+    ANSWERS_EXCHANGE_TYPE,
     QUEUE_ARGUMENTS,
     RegisterQueues,
     message_properties,
@@ -51,9 +52,15 @@ from hub.settings import Settings
 
 
 def declare_register_queues(channel: BlockingChannel, queues: RegisterQueues) -> None:
-    """Declare an endpoint's interface queues (idempotent while the arguments agree)."""
+    """Declare an endpoint's interface (idempotent while the arguments agree).
+
+    The queues, and the answers exchange bound to the answers queue: the register, whose
+    own user may configure nothing, only passively declares them and publishes there.
+    """
     for name in (queues.documents, queues.answers, queues.parked):
         channel.queue_declare(name, durable=True, arguments=QUEUE_ARGUMENTS)
+    channel.exchange_declare(queues.answers_exchange, ANSWERS_EXCHANGE_TYPE, durable=True)
+    channel.queue_bind(queues.answers, queues.answers_exchange)
 
 
 class RegistersAmqpOutbound:

@@ -14,6 +14,14 @@ Answers (JSON, ``content_type`` application/json, ``message_id`` unique per answ
 A document that arrives again (the hub repeated a publish whose confirm it lost) is not
 registered again: the register sends its first answer again, with the same message id.
 
+Each interface may name its own broker URL (an office's register with a RabbitMQ user of
+its own, ``hub amqp-tenant``): the simulator opens one connection per distinct URL, each
+in a thread of its own, since the broker authenticates a connection, not a channel. The
+register configures nothing: it passively declares its queues and the answers exchange
+(the hub declares them) and publishes each answer to that exchange, never through the
+default exchange. Until the hub has declared them it retries, as it does when the
+broker is away.
+
 Faults: ``down`` (stops reading; documents wait in ``.in``), ``slow`` (``delay_s``
 before each document), and per document ``refuse`` (a refusal answer) or ``crash``
 (the document is put back unanswered, as a register that fails mid-way would).
@@ -39,19 +47,24 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.spec import Basic
 
-# Both sides declare the interface queues with the same arguments (see the adapter's README).
-QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
 ANSWER_NAMESPACE = uuid.UUID("6f1f4f5e-2b1a-4d7e-9a57-1d3c3c0b8a01")
 IDLE_WAIT_S = 0.05
+# Each connection's thread wakes this often at most to see controls (down, statuses):
+# hundreds of tenants' threads waking every 50 ms would keep a core busy doing nothing.
+MAX_IDLE_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
 class Interface:
-    """One office's pair of queues: documents in, answers out."""
+    """One office's interface: documents in, answers out (an exchange of that name).
+
+    ``amqp_url`` is the office's own broker user, if it has one (None: the simulator's).
+    """
 
     documents: str
     answers: str
     prefix: str = "REJ"
+    amqp_url: str | None = None
 
 
 class FaultKind(StrEnum):
@@ -130,21 +143,39 @@ class RegisterSimulator:
         self.interfaces = list(interfaces)
         self.state = RegisterState()
         self._stop = threading.Event()
-        self._statuses: queue.Queue[tuple[str, str]] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._sessions = _sessions(amqp_url, self.interfaces)
+        # Statuses go out on the connection of the interface that answered the document.
+        self._statuses: dict[str, queue.Queue[tuple[str, str]]] = {
+            url: queue.Queue() for url in self._sessions
+        }
+        self._threads: list[threading.Thread] = []
+        self._idle_wait_s = min(MAX_IDLE_WAIT_S, IDLE_WAIT_S * len(self._sessions))
+
+    @property
+    def connections(self) -> int:
+        """How many connections the register keeps (one per distinct broker user)."""
+        return len(self._sessions)
 
     # ---- control ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start reading documents in a thread of its own."""
-        self._thread = threading.Thread(target=self._run, name="register-simulator", daemon=True)
-        self._thread.start()
+        """Start reading documents, a thread per connection."""
+        for number, (url, interfaces) in enumerate(self._sessions.items()):
+            thread = threading.Thread(
+                target=self._run,
+                args=(url, interfaces),
+                name=f"register-simulator-{number}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
-        """Stop reading and close the connection."""
+        """Stop reading and close the connections."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        deadline = time.monotonic() + 10
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def set_down(self, down: bool) -> None:
         """Stop (or resume) reading documents; the broker keeps them meanwhile."""
@@ -170,42 +201,45 @@ class RegisterSimulator:
 
     def report_status(self, envelope_id: str, status: str) -> None:
         """Announce a status change of a registered document's case (sent by the thread)."""
-        self._statuses.put((envelope_id, status))
+        with self.state.lock:
+            answers = self.state.answered_on.get(envelope_id, self.interfaces[0].answers)
+        url = next(
+            url
+            for url, interfaces in self._sessions.items()
+            if any(interface.answers == answers for interface in interfaces)
+        )
+        self._statuses[url].put((envelope_id, status))
 
     # ---- the register's own thread ------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, url: str, interfaces: list[Interface]) -> None:
         while not self._stop.is_set():
-            connection = self._connect()
+            connection = _connect(url)
             if connection is None:
                 self._stop.wait(0.5)
                 continue
             try:
-                self._serve(connection)
+                self._serve(connection, url, interfaces)
             except (pika.exceptions.AMQPError, OSError):
-                self._stop.wait(0.5)  # the broker went away: connect again
+                # The broker went away, or the hub has not declared the interface yet.
+                self._stop.wait(0.5)
             finally:
                 with contextlib.suppress(pika.exceptions.AMQPError, OSError):
                     connection.close()
 
-    def _connect(self) -> BlockingConnection | None:
-        try:
-            return pika.BlockingConnection(pika.URLParameters(self.amqp_url))
-        except (pika.exceptions.AMQPError, OSError):
-            return None
-
-    def _serve(self, connection: BlockingConnection) -> None:
+    def _serve(self, connection: BlockingConnection, url: str, interfaces: list[Interface]) -> None:
         channel = connection.channel()
         channel.confirm_delivery()
         # One document per queue at a time, as a register takes them; the broker pushes
         # them (a register with hundreds of offices' queues must not poll each of them).
         channel.basic_qos(prefetch_count=1)
-        for interface in self.interfaces:
-            channel.queue_declare(interface.documents, durable=True, arguments=QUEUE_ARGUMENTS)
-            channel.queue_declare(interface.answers, durable=True, arguments=QUEUE_ARGUMENTS)
+        for interface in interfaces:
+            # Passive: a register's user may configure nothing; the hub declares these.
+            channel.queue_declare(interface.documents, passive=True)
+            channel.exchange_declare(interface.answers, passive=True)
         consumers: list[str] = []
         while not self._stop.is_set():
-            self._send_statuses(channel)
+            self._send_statuses(channel, self._statuses[url])
             if self._is_down() and consumers:
                 # Documents wait in .in while the register is down; pika returns any it
                 # had been handed but not yet dispatched.
@@ -217,9 +251,9 @@ class RegisterSimulator:
                     channel.basic_consume(
                         interface.documents, functools.partial(self._on_document, interface)
                     )
-                    for interface in self.interfaces
+                    for interface in interfaces
                 ]
-            connection.process_data_events(time_limit=IDLE_WAIT_S)
+            connection.process_data_events(time_limit=self._idle_wait_s)
 
     def _is_down(self) -> bool:
         with self.state.lock:
@@ -295,10 +329,12 @@ class RegisterSimulator:
         self.state.numbers[key] = number
         return _answer_message(key, "acknowledgement", envelope_id, case, register_number=number)
 
-    def _send_statuses(self, channel: BlockingChannel) -> None:
+    def _send_statuses(
+        self, channel: BlockingChannel, statuses: queue.Queue[tuple[str, str]]
+    ) -> None:
         while True:
             try:
-                envelope_id, status = self._statuses.get_nowait()
+                envelope_id, status = statuses.get_nowait()
             except queue.Empty:
                 return
             with self.state.lock:
@@ -309,11 +345,13 @@ class RegisterSimulator:
             self._publish(channel, answers_queue, answer_id, body, case)
 
     def _publish(
-        self, channel: BlockingChannel, answers_queue: str, answer_id: str, body: bytes, case: str
+        self, channel: BlockingChannel, answers: str, answer_id: str, body: bytes, case: str
     ) -> None:
+        # To the answers exchange (named like the queue it is bound to), not through the
+        # default exchange: a register's user may write there only.
         channel.basic_publish(
-            "",
-            answers_queue,
+            answers,
+            answers,
             body,
             properties=pika.BasicProperties(
                 message_id=answer_id,
@@ -325,6 +363,21 @@ class RegisterSimulator:
         )
         with self.state.lock:
             self.state.answers_sent += 1
+
+
+def _sessions(amqp_url: str, interfaces: list[Interface]) -> dict[str, list[Interface]]:
+    """The interfaces by the broker URL (the user) they are read and answered with."""
+    sessions: dict[str, list[Interface]] = {}
+    for interface in interfaces:
+        sessions.setdefault(interface.amqp_url or amqp_url, []).append(interface)
+    return sessions
+
+
+def _connect(url: str) -> BlockingConnection | None:
+    try:
+        return pika.BlockingConnection(pika.URLParameters(url))
+    except (pika.exceptions.AMQPError, OSError):
+        return None
 
 
 def _answer_message(

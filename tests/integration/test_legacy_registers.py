@@ -1,7 +1,9 @@
 """Registers over RabbitMQ: published once with confirms, answered on their own, filed once.
 
-The register simulator is a real AMQP peer on the real broker; the hub reaches the
-registers' queues through a cuttable TCP proxy, so a test can take that broker away.
+The register simulator is a real AMQP peer on the real broker, connected as each office's
+own user (``hub amqp-tenant``) in a fresh vhost per test; the hub, as its own user,
+reaches the registers' queues through a cuttable TCP proxy, so a test can take that
+broker away.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import pika
 import pytest
 from legacy_support import delivery_of, document, every_message_retried, submit, write_region
 from support import OFFICES
+from tenant_support import create_vhost, in_vhost, remove_vhost_and_tenants
 
 from adapters.registers.interface import ACK_KIND, REFUSAL_KIND, STATUS_KIND, RegisterQueues
-from adapters.registers.outbound import RegistersAmqpOutbound, declare_register_queues
+from adapters.registers.outbound import RegistersAmqpOutbound
+from adapters.registers.tenants import Rabbitmqctl, Tenant, TenantAccounts, region_tenants
 from hub.errors import TransientDeliveryError
 from hub.inbound import accept_into
 from hub.poller import Poller
@@ -39,22 +43,25 @@ def proxy():
 
 
 @pytest.fixture
-def queue_prefix(amqp_url):
-    """A prefix of this test's register queues, deleted after the test (and after the hub)."""
-    prefix = f"test-{uuid.uuid4().hex[:10]}.legacy"
-    yield prefix
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    for system, offices in (("alkohol", [WARSAW, COUNTY]), ("zabytki", [COUNTY])):
-        for office in offices:
-            for suffix in ("in", "out", "out.parked"):
-                channel.queue_delete(f"{prefix}.{system}.{office}.{suffix}")
-    connection.close()
+def vhost(amqp_url):
+    """The registers' vhost of this test; removed after it, with the tenants made in it."""
+    name = f"test-registers-{uuid.uuid4().hex[:10]}"
+    create_vhost(Rabbitmqctl(), name, pika.URLParameters(amqp_url).credentials.username)
+    made: list[Tenant] = []
+    yield name, made
+    remove_vhost_and_tenants(name, made)
 
 
 @pytest.fixture
-def region_path(tmp_path, proxy, queue_prefix, amqp_url):
-    through_proxy = f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F"
+def registers_url(amqp_url, vhost):
+    """The registers' broker as the hub's own user reaches it directly."""
+    return in_vhost(amqp_url, vhost[0])
+
+
+@pytest.fixture
+def region_path(tmp_path, proxy, vhost, registers_url):
+    queue_prefix = "test.legacy"
+    through_proxy = in_vhost(f"amqp://guest:guest@127.0.0.1:{proxy.port}/", vhost[0])
     options = {
         "queue_in": f"{queue_prefix}.{{system}}.{{office}}.in",
         "queue_out": f"{queue_prefix}.{{system}}.{{office}}.out",
@@ -79,7 +86,7 @@ def region_path(tmp_path, proxy, queue_prefix, amqp_url):
             {
                 "name": "registers-answers",
                 "kind": "registers-answers",
-                "url": amqp_url,
+                "url": registers_url,
                 "systems": ["alkohol", "zabytki"],
             }
         ],
@@ -87,16 +94,47 @@ def region_path(tmp_path, proxy, queue_prefix, amqp_url):
 
 
 @pytest.fixture
-def register(region_path, amqp_url):
+def tenant_urls(region_path, vhost, amqp_url):
+    """Each register endpoint's own user (made with its interface), as a broker URL."""
+    tenants = region_tenants(load_region(region_path))
+    vhost[1].extend(tenants)
+    return {
+        item.tenant.endpoint: in_vhost(amqp_url, vhost[0], item.tenant.user, item.password)
+        for item in TenantAccounts(Rabbitmqctl()).add(tenants)
+    }
+
+
+@pytest.fixture
+def register(region_path, tenant_urls, registers_url):
     interfaces = [
-        Interface(queues.documents, queues.answers, endpoint.system.upper()[:3])
+        Interface(
+            queues.documents,
+            queues.answers,
+            endpoint.system.upper()[:3],
+            amqp_url=tenant_urls[endpoint.name],
+        )
         for endpoint in load_region(region_path).endpoints.values()
         for queues in [RegisterQueues.of(endpoint)]
     ]
-    simulator = RegisterSimulator(amqp_url, interfaces)
+    # The simulator's own URL is the hub's user: a register that used it would not notice.
+    simulator = RegisterSimulator(registers_url, interfaces)
     simulator.start()
     yield simulator
     simulator.stop()
+
+
+@pytest.fixture
+def depth(registers_url):
+    """How many messages a register queue holds (read by the hub's user)."""
+
+    def depth(queue):
+        connection = pika.BlockingConnection(pika.URLParameters(registers_url))
+        try:
+            return connection.channel().queue_declare(queue, passive=True).method.message_count
+        finally:
+            connection.close()
+
+    return depth
 
 
 class LosesFirstConfirm:
@@ -147,6 +185,7 @@ def late(hub):
 
 
 def test_each_document_is_registered_once_and_its_acknowledgement_filed_once(hub, register):
+    assert register.connections == 3  # one per office's register, each its own user
     hub.start_relay()
     hub.start_worker()
     sent = [submit(hub, document(office, ALCOHOL_PERMIT, BODY)) for office, _, _ in OFFICES]
@@ -169,7 +208,7 @@ def test_each_document_is_registered_once_and_its_acknowledgement_filed_once(hub
 
 
 def test_a_document_published_again_after_a_lost_confirm_is_registered_and_filed_once(
-    hub, register
+    hub, register, depth
 ):
     endpoint = hub.region.endpoints[f"alkohol@{COUNTY}"]
     losing = LosesFirstConfirm(RegistersAmqpOutbound(endpoint, hub.settings))
@@ -187,7 +226,7 @@ def test_a_document_published_again_after_a_lost_confirm_is_registered_and_filed
     stats = register.state.stats()
     assert (stats["arrivals"], stats["registered"], stats["repeated_keys"]) == (2, 1, 1)
     assert [r.kind for r in receipts(hub, message_id)] == [ACK_KIND]
-    poll_until(hub, lambda: hub.queue_depth(endpoint_answers(hub)) == 0, "the answers drained")
+    poll_until(hub, lambda: depth(endpoint_answers(hub)) == 0, "the answers drained")
     assert len(receipts(hub, message_id)) == 1
 
 
@@ -196,7 +235,7 @@ def endpoint_answers(hub):
 
 
 def test_while_the_register_is_down_documents_wait_in_its_queue_and_are_answered_later(
-    hub, register
+    hub, register, depth
 ):
     register.set_down(True)
     hub.start_relay()
@@ -206,7 +245,7 @@ def test_while_the_register_is_down_documents_wait_in_its_queue_and_are_answered
     messages = hub.wait_until_settled(len(sent))
     assert {row.status for row in messages} == {"delivered"}  # the queue took them
     queues = [RegisterQueues.of(e) for e in hub.region.endpoints.values() if e.system == "alkohol"]
-    assert sum(hub.queue_depth(q.documents) for q in queues) == len(sent)
+    assert sum(depth(q.documents) for q in queues) == len(sent)
     assert late(hub) == set(sent)  # no acknowledgement yet: late once the deadline passes
 
     register.set_down(False)
@@ -270,20 +309,30 @@ def test_status_changes_are_filed_once_each_with_a_case_event(hub, register):
     assert events.count(f"receipt {STATUS_KIND}") == 2
 
 
-def test_an_answer_the_hub_cannot_file_is_parked_with_its_reason(hub, register):
+def test_an_answer_the_hub_cannot_file_is_parked_with_its_reason(
+    hub, register, tenant_urls, registers_url, depth
+):
     queues = RegisterQueues.of(hub.region.endpoints[f"alkohol@{WARSAW}"])
-    connection = pika.BlockingConnection(pika.URLParameters(hub.settings.amqp_url))
+    # Sent as Warsaw's register, through the only door its user has.
+    connection = pika.BlockingConnection(pika.URLParameters(tenant_urls[f"alkohol@{WARSAW}"]))
     channel = connection.channel()
-    declare_register_queues(channel, queues)
+    channel.confirm_delivery()
     stranger = {"kind": "acknowledgement", "envelope_id": str(uuid.uuid4()), "register_number": "1"}
     for answer_id, body in (("a-1", json.dumps(stranger).encode()), ("a-2", b"not json")):
         channel.basic_publish(
-            "", queues.answers, body, pika.BasicProperties(message_id=answer_id, delivery_mode=2)
+            queues.answers_exchange,
+            "",
+            body,
+            pika.BasicProperties(message_id=answer_id, delivery_mode=2),
+            mandatory=True,
         )
+    connection.close()
 
-    poll_until(hub, lambda: hub.queue_depth(queues.parked) == 2, "both answers parked")
+    poll_until(hub, lambda: depth(queues.parked) == 2, "both answers parked")
 
     reasons = []
+    connection = pika.BlockingConnection(pika.URLParameters(registers_url))
+    channel = connection.channel()
     for _ in range(2):
         _method, properties, _body = channel.basic_get(queues.parked, auto_ack=True)
         reasons.append(properties.headers["hub-park-reason"])
