@@ -648,8 +648,6 @@ def _found(row: Any) -> FoundMessage:
     )
 
 
-
-
 def _plain(row: Any, leave_out: Sequence[str] = ()) -> dict[str, Any]:
     values = dict(row._mapping)
     for name in leave_out:
