@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
-
-from datetime import UTC, datetime
 
 from hub.errors import ConfigurationError
 from hub.settings import Settings
