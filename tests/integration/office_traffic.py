@@ -1,4 +1,4 @@
-"""Two offices' traffic for the office-scoped dashboard tests: Warsaw (146501_1) and Radom (146301_1)."""
+"""Two offices' traffic for the office-scoped dashboard tests: Warsaw and Radom."""
 
 from __future__ import annotations
 
