@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 import hub.cli
 from hub.cli import cli
 from hub.store.quarantine import RefusedInput, quarantine
-from hub.store.repository import AwaitedReceipt, utcnow
+from hub.store.repository import utcnow
 from hub.store.tables import DELIVERIES
 from hub.web import create_app
 
