@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -17,8 +18,12 @@ from hub.settings import Settings
 
 if TYPE_CHECKING:
     from hub.identity import ClientRegistry
+    from hub.store.pages import Cursor, Page
+    from hub.store.repository import Store
 
 COMMAND_GROUP = "hub.commands"
+# Dead deliveries replayed per read when replaying a whole endpoint.
+REPLAY_PAGE = 200
 
 
 class HubGroup(click.Group):
@@ -223,22 +228,58 @@ def dead() -> None:
     """Deliveries parked for an operator: what died, and why."""
 
 
+def _page_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--limit`` and ``--after``: one keyset page of a long list."""
+    command = click.option(
+        "--after",
+        default=None,
+        metavar="CURSOR",
+        help="Start after this row (the cursor the page before printed last).",
+    )(command)
+    return click.option(
+        "--limit", type=click.IntRange(min=1, max=500), default=100, show_default=True
+    )(command)
+
+
+def _parse_cursor(text: str | None) -> Cursor | None:
+    from hub.store.pages import BadCursor, Cursor
+
+    try:
+        return Cursor.parse(text) if text else None
+    except BadCursor as exc:
+        raise click.BadParameter(exc.reason, param_hint="--after") from exc
+
+
+def _echo_next(page: Page[Any], *, err: bool = False) -> None:
+    if page.next is not None:
+        click.echo(f"next page: --after {page.next}", err=err)
+
+
 @dead.command("list")
 @click.option("--endpoint", default=None, help="Only this endpoint (e.g. eod@146501_1).")
 @click.option("--since", type=click.DateTime(), default=None, help="Only those dead since (UTC).")
+@_page_options
 @click.pass_obj
-def dead_list(settings: Settings, endpoint: str | None, since: datetime | None) -> None:
-    """List dead deliveries, newest first."""
+def dead_list(
+    settings: Settings, endpoint: str | None, since: datetime | None, limit: int, after: str | None
+) -> None:
+    """List one page of dead deliveries, newest first; the last line gives the next page."""
+    from hub.store.pages import page_of
+    from hub.store.queries import dead_cursor
     from hub.store.repository import Store
 
     since_utc = since.replace(tzinfo=UTC) if since is not None else None
-    parked = Store.from_url(settings.database_url).dead_deliveries(endpoint, since_utc)
-    for item in parked:
+    rows = Store.from_url(settings.database_url).dead_deliveries(
+        endpoint, since_utc, after=_parse_cursor(after), limit=limit + 1
+    )
+    page = page_of(rows, limit, dead_cursor)
+    for item in page.items:
         click.echo(
             f"{item.delivery_id}  {item.endpoint}  {item.died_at:%Y-%m-%d %H:%M:%S}  "
             f"{item.attempts} attempt(s)  {item.last_error or ''}"
         )
-    click.echo(f"{len(parked)} dead deliver{'y' if len(parked) == 1 else 'ies'}")
+    click.echo(f"{len(page.items)} dead deliver{'y' if len(page.items) == 1 else 'ies'}")
+    _echo_next(page)
 
 
 @cli.group()
@@ -249,23 +290,32 @@ def quarantine() -> None:
 @quarantine.command("list")
 @click.option("--channel", default=None, help="Only this channel (e.g. epuap-esp).")
 @click.option("--since", type=click.DateTime(), default=None, help="Only those since (UTC).")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@_page_options
 @click.pass_obj
 def quarantine_list(
-    settings: Settings, channel: str | None, since: datetime | None, limit: int
+    settings: Settings, channel: str | None, since: datetime | None, limit: int, after: str | None
 ) -> None:
-    """List refused inputs, newest first: when, channel, answer code, size, reason."""
-    from hub.store.quarantine import quarantined
+    """List one page of refused inputs, newest first: when, channel, code, size, reason."""
+    from hub.store.pages import page_of
+    from hub.store.quarantine import quarantine_cursor, quarantined
     from hub.store.repository import Store
 
     since_utc = since.replace(tzinfo=UTC) if since is not None else None
-    items = quarantined(Store.from_url(settings.database_url), channel, since_utc, limit)
-    for item in items:
+    rows = quarantined(
+        Store.from_url(settings.database_url),
+        channel,
+        since_utc,
+        limit + 1,
+        after=_parse_cursor(after),
+    )
+    page = page_of(rows, limit, quarantine_cursor)
+    for item in page.items:
         click.echo(
             f"{item.id}  {item.received_at:%Y-%m-%d %H:%M:%S}  {item.channel}  {item.code}  "
             f"{item.size} B  {item.remote_address or '-'}  {item.reason}"
         )
-    click.echo(f"{len(items)} refused input(s)")
+    click.echo(f"{len(page.items)} refused input(s)")
+    _echo_next(page)
 
 
 @dead.command("show")
@@ -275,14 +325,14 @@ def dead_show(settings: Settings, delivery_id: str) -> None:
     """Show one dead delivery's message, attempts and errors as JSON."""
     import json
 
-    from hub.store.queries import message_trace
+    from hub.store.queries import dead_delivery, message_trace
     from hub.store.repository import Store
 
     store = Store.from_url(settings.database_url)
-    parked = {item.delivery_id: item for item in store.dead_deliveries()}
-    if delivery_id not in parked:
+    parked = dead_delivery(store, delivery_id)
+    if parked is None:
         raise click.ClickException(f"no dead delivery {delivery_id}")
-    click.echo(json.dumps(message_trace(store, parked[delivery_id].message_id), indent=2))
+    click.echo(json.dumps(message_trace(store, parked.message_id), indent=2))
 
 
 @cli.command()
@@ -305,17 +355,34 @@ def replay(
     from hub.store.repository import Store
 
     store = Store.from_url(settings.database_url)
-    if replay_all:
-        if endpoint is None:
-            raise click.UsageError("--all needs --endpoint")
-        delivery_ids = tuple(item.delivery_id for item in store.dead_deliveries(endpoint))
+    if replay_all and endpoint is None:
+        raise click.UsageError("--all needs --endpoint")
+    targets = _dead_of(store, endpoint) if replay_all and endpoint else iter(delivery_ids)
     replayed = 0
-    for delivery_id in delivery_ids:
+    for delivery_id in targets:
         if store.replay_delivery(delivery_id, actor, reason) is None:
             click.echo(f"{delivery_id}: not dead (already replayed or delivered); left as it is")
         else:
             replayed += 1
     click.echo(f"{replayed} deliver{'y' if replayed == 1 else 'ies'} replayed")
+
+
+def _dead_of(store: Store, endpoint: str) -> Iterator[str]:
+    """Every dead delivery of ``endpoint``, a keyset page at a time (never one list of all).
+
+    Each page starts after the last row of the one before, so the rows this replay takes
+    out of ``dead`` do not shift the pages; a delivery that dies again meanwhile is newer
+    than the cursor and waits for the next replay.
+    """
+    from hub.store.queries import dead_cursor
+
+    cursor: Cursor | None = None
+    while True:
+        page = store.dead_deliveries(endpoint, after=cursor, limit=REPLAY_PAGE)
+        yield from (item.delivery_id for item in page)
+        if len(page) < REPLAY_PAGE:
+            return
+        cursor = dead_cursor(page[-1])
 
 
 @cli.group()
@@ -371,15 +438,22 @@ def receipts() -> None:
 
 @receipts.command("late")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_page_options
 @click.pass_obj
-def receipts_late(settings: Settings, as_json: bool) -> None:
-    """List deliveries whose awaited receipt (e.g. a UPD) is past its deadline."""
+def receipts_late(settings: Settings, as_json: bool, limit: int, after: str | None) -> None:
+    """List one page of deliveries whose awaited receipt (e.g. a UPD) is past its deadline."""
     import dataclasses
     import json
 
+    from hub.store.pages import page_of
+    from hub.store.queries import late_cursor
     from hub.store.repository import Store
 
-    late = Store.from_url(settings.database_url).late_receipts()
+    rows = Store.from_url(settings.database_url).late_receipts(
+        after=_parse_cursor(after), limit=limit + 1
+    )
+    page = page_of(rows, limit, late_cursor)
+    late = page.items
     for item in late:
         if as_json:
             click.echo(json.dumps(dataclasses.asdict(item), default=str))
@@ -390,6 +464,8 @@ def receipts_late(settings: Settings, as_json: bool) -> None:
             )
     if not as_json:
         click.echo(f"{len(late)} receipt(s) late")
+    # With --json the lines on standard output are all receipts; the cursor goes aside.
+    _echo_next(page, err=as_json)
 
 
 @cli.command()

@@ -72,6 +72,18 @@ class Settings:
     dashboard_tokens: str = ""
     # Signs session cookies; empty means a random key per start (sessions end on restart).
     dashboard_secret_key: str = ""
+    # "auto": the session cookie is Secure and __Host- prefixed when the request came over
+    # TLS; "always": also on plain HTTP, for a dashboard behind a proxy that ends TLS.
+    dashboard_cookie_secure: str = "auto"
+    # A login lasts at most this long, and ends sooner after this long without a request.
+    dashboard_session_lifetime_s: float = 8 * 3600
+    dashboard_session_idle_s: float = 30 * 60
+    # After this many failed logins of one account or from one address, each further try
+    # waits dashboard_login_backoff_s, doubling per failure up to the maximum; failures
+    # older than the maximum are forgotten.
+    dashboard_login_failures_allowed: int = 5
+    dashboard_login_backoff_s: float = 30.0
+    dashboard_login_backoff_max_s: float = 15 * 60
     alert_webhook_url: str = ""
     alert_interval_s: float = 60.0
     alert_dead_window_s: float = 900.0
@@ -104,6 +116,11 @@ class Settings:
             raise ConfigurationError("prefetch and delivery_prefetch must be at least 1")
         if self.max_age_s <= 0:
             raise ConfigurationError("max_age_s must be positive")
+        if self.dashboard_cookie_secure not in {"auto", "always"}:
+            raise ConfigurationError(
+                f"dashboard_cookie_secure must be 'auto' or 'always', "
+                f"not {self.dashboard_cookie_secure!r}"
+            )
         if self.region_reload_s < 0:
             raise ConfigurationError("region_reload_s must be 0 (never) or positive")
 

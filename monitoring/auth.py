@@ -2,19 +2,28 @@
 
 Roles rank ``viewer < operator < admin``. Viewers see figures and traces with personal
 data masked; operators also replay dead letters and pause or resume endpoints; admins
-see personal data unmasked. People log in with a password (Flask-Login keeps the
-session); machines reading the JSON API send ``Authorization: Bearer <token>``.
+see personal data unmasked. A viewer or an operator may be scoped to one office: they
+see and act on that office's messages, endpoints and dead letters only (admins are
+region-wide). People log in with a password; machines reading the JSON API send
+``Authorization: Bearer <token>``.
 
-``dashboard_users`` holds ``name:role:hash`` entries (the hash as ``hub dashboard-user``
-prints it, werkzeug's scrypt), ``dashboard_tokens`` holds ``name:role:sha256hex``
-entries: a token is long and random, so a fast hash is enough, and a bearer request
-then costs no deliberately slow password hash.
+``dashboard_users`` holds ``name:role:hash`` entries, or ``name:role@office:hash`` for
+a person of one office (the line ``hub dashboard-user`` prints, the password hashed with
+werkzeug's scrypt); ``dashboard_tokens`` holds ``name:role:sha256hex`` entries (with the
+same ``@office``): a token is long and random, so a fast hash is enough, and a bearer
+request then costs no deliberately slow password hash.
+
+A login starts a session kept in the store (:mod:`monitoring.logins`): it lasts
+``dashboard_session_lifetime_s``, ends after ``dashboard_session_idle_s`` without a
+request, and logout revokes it on the server, so a copied cookie is refused afterwards.
+Failed logins are throttled per account and per address, across every worker.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,20 +38,34 @@ from flask import (
     Flask,
     Request,
     current_app,
+    has_request_context,
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, current_user, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from hub.errors import ConfigurationError
+from hub.logging import get_logger
+from hub.region import load_region
 from hub.settings import Settings
+from hub.store.repository import Store
 from hub.web import problem
+from monitoring.logins import DashboardSessions, LoginThrottle
 
 blueprint = Blueprint("auth", __name__)
+log = get_logger(__name__)
+# Browsers keep a __Host- cookie only if it is Secure, for the whole site and no domain:
+# it cannot be planted by a sibling subdomain or over plain HTTP. On plain HTTP (the demo
+# on loopback) the plain name is the only one a browser would keep.
+SECURE_COOKIE = "__Host-hub-session"
+PLAIN_COOKIE = "hub-session"
+SESSION_ID = "hub_session_id"
 ENTRY_SEPARATORS = re.compile(r"[,\s]+")
 # Checked against when the name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not a password")
@@ -75,6 +98,8 @@ class Account:
     name: str
     role: Role
     secret_hash: str
+    # The office this account sees and acts for; None for the whole region.
+    office: str | None = None
 
     # Flask-Login's user protocol.
     is_authenticated = True
@@ -95,39 +120,67 @@ class Account:
         return self.may(Role.OPERATOR)
 
     @property
+    def region_wide(self) -> bool:
+        """Whether this account sees every office (not scoped to one)."""
+        return self.office is None
+
+    @property
     def sees_personal_data(self) -> bool:
         """Viewers see PESEL numbers, names and addresses masked; operators need them to act."""
         return self.role >= Role.OPERATOR
 
 
 def parse_accounts(text: str) -> dict[str, Account]:
-    """``name:role:hash`` entries, separated by commas or whitespace, keyed by name.
+    """``name:role[@office]:hash`` entries, separated by commas or whitespace, keyed by name.
 
     Raises:
-        ConfigurationError: an entry lacks a part or names an unknown role.
+        ConfigurationError: an entry lacks a part, names an unknown role, or scopes an
+            admin to an office.
     """
     accounts: dict[str, Account] = {}
     for entry in filter(None, ENTRY_SEPARATORS.split(text.strip())):
         name, _, rest = entry.partition(":")
-        role, _, secret_hash = rest.partition(":")
+        scoped_role, _, secret_hash = rest.partition(":")
         if not name or not secret_hash:
             raise ConfigurationError(
                 f"dashboard entry {name or entry[:20]!r} must read name:role:hash"
             )
-        accounts[name] = Account(name, Role.parse(role), secret_hash)
+        role, office = parse_scoped_role(scoped_role)
+        accounts[name] = Account(name, role, secret_hash, office)
     return accounts
 
 
-def user_entry(name: str, role: str, password: str) -> str:
+def parse_scoped_role(text: str) -> tuple[Role, str | None]:
+    """``operator`` or ``operator@146501_1``: the role, and the office it is scoped to.
+
+    Raises:
+        ConfigurationError: the role is unknown, the office empty, or an admin is scoped.
+    """
+    role_name, at, office = text.partition("@")
+    role = Role.parse(role_name)
+    if at and not office:
+        raise ConfigurationError(f"dashboard role {text!r} names no office after its @")
+    if office and role is Role.ADMIN:
+        raise ConfigurationError("an admin sees the whole region; scope only viewers and operators")
+    return role, office or None
+
+
+def user_entry(name: str, role: str, password: str, office: str | None = None) -> str:
     """The ``dashboard_users`` entry for a person, with the password hashed (scrypt)."""
-    Role.parse(role)
-    return f"{name}:{role}:{generate_password_hash(password, method='scrypt')}"
+    scoped = _scoped(role, office)
+    return f"{name}:{scoped}:{generate_password_hash(password, method='scrypt')}"
 
 
-def token_entry(name: str, role: str, token: str) -> str:
+def token_entry(name: str, role: str, token: str, office: str | None = None) -> str:
     """The ``dashboard_tokens`` entry for a machine's bearer token."""
-    Role.parse(role)
-    return f"{name}:{role}:{hashlib.sha256(token.encode()).hexdigest()}"
+    scoped = _scoped(role, office)
+    return f"{name}:{scoped}:{hashlib.sha256(token.encode()).hexdigest()}"
+
+
+def _scoped(role: str, office: str | None) -> str:
+    scoped = f"{role}@{office}" if office else role
+    parse_scoped_role(scoped)
+    return scoped
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,15 +212,59 @@ class Accounts:
         return None
 
 
+class HubSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, its cookie Secure and ``__Host-`` named over TLS.
+
+    Flask names and flags the cookie once per app; the hub decides per request, because
+    the same app answers over TLS and, for the demo and tests, over plain HTTP on loopback.
+    """
+
+    def __init__(self, always_secure: bool) -> None:
+        self._always_secure = always_secure
+
+    def get_cookie_name(self, app: Flask) -> str:
+        """``__Host-hub-session`` when the cookie is Secure, else ``hub-session``."""
+        return SECURE_COOKIE if self._secure() else PLAIN_COOKIE
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """Secure when the request came over TLS, or always if the settings say so."""
+        return self._secure()
+
+    def _secure(self) -> bool:
+        return self._always_secure or (has_request_context() and request.is_secure)
+
+
 def init_auth(app: Flask, settings: Settings) -> None:
-    """Attach Flask-Login with the settings' accounts to ``app``."""
+    """Attach Flask-Login with the settings' accounts and store-kept sessions to ``app``."""
     accounts = Accounts.from_settings(settings)
+    store: Store = app.config["HUB_STORE"]
     app.config["HUB_ACCOUNTS"] = accounts
+    app.config["HUB_SESSIONS"] = DashboardSessions(store, settings)
+    app.config["HUB_LOGIN_THROTTLE"] = LoginThrottle(store, settings)
+    app.config["PERMANENT_SESSION_LIFETIME"] = settings.dashboard_session_lifetime_s
+    app.session_interface = HubSessionInterface(settings.dashboard_cookie_secure == "always")
     manager = LoginManager(app)
     manager.login_view = "auth.login"
-    manager.user_loader(accounts.people.get)
+    manager.user_loader(_person_of_session)
     manager.request_loader(bearer_account)
     app.register_blueprint(blueprint)
+
+
+def _person_of_session(name: str) -> Account | None:
+    # The signed cookie names the person; the store says whether the session still lives.
+    session_id = session.get(SESSION_ID)
+    if not isinstance(session_id, str) or _sessions().account_of(session_id) != name:
+        session.clear()
+        return None
+    return _accounts().people.get(name)
+
+
+def _sessions() -> DashboardSessions:
+    return cast(DashboardSessions, current_app.config["HUB_SESSIONS"])
+
+
+def _throttle() -> LoginThrottle:
+    return cast(LoginThrottle, current_app.config["HUB_LOGIN_THROTTLE"])
 
 
 def _accounts() -> Accounts:
@@ -230,23 +327,56 @@ def api_requires(role: Role) -> Callable[[View], View]:
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """The login form; a right password starts a session and goes where the person wanted."""
-    error = False
-    if request.method == "POST":
-        account = _accounts().check_password(
-            request.form.get("name", ""), request.form.get("password", "")
+    """The login form; a right password starts a session and goes where the person wanted.
+
+    After too many failures of the account or from the address, every try is refused
+    with 429 and ``Retry-After`` until the backoff has passed, the right password too:
+    otherwise the refusal would tell a guesser when they guessed right.
+    """
+    if request.method != "POST":
+        return render_template("login.html", error=None)
+    name = request.form.get("name", "")[:100]
+    address = request.remote_addr or "unknown"
+    keys = [f"account:{name}", f"address:{address}"]
+    wait_s = _throttle().wait_s(keys)
+    if wait_s > 0:
+        _throttle().record_throttled()
+        log.warning("login_throttled", account=name, address=address, retry_after_s=wait_s)
+        response = current_app.make_response(
+            (render_template("login.html", error="login_throttled"), 429)
         )
-        if account is not None:
-            login_user(account)
-            return redirect(_safe_next(request.args.get("next")))
-        error = True
-    return render_template("login.html", error=error), 401 if error else 200
+        response.headers["Retry-After"] = str(math.ceil(wait_s))
+        return response
+    account = _accounts().check_password(name, request.form.get("password", ""))
+    if account is None:
+        _throttle().record_failure(keys)
+        log.warning("login_failed", account=name, address=address)
+        return render_template("login.html", error="login_failed"), 401
+    _throttle().clear(keys[0])
+    _start_session(account)
+    log.info("login_succeeded", account=name, address=address)
+    return redirect(_safe_next(request.args.get("next")))
+
+
+def _start_session(account: Account) -> None:
+    # A fresh session at login: nothing set before it (by whoever held the browser) carries over.
+    language = session.get("lang")
+    session.clear()
+    if language is not None:
+        session["lang"] = language
+    session[SESSION_ID] = _sessions().open(account.name)
+    session.permanent = True
+    login_user(account)
 
 
 @blueprint.post("/logout")
 def logout() -> ResponseReturnValue:
-    """End the session."""
+    """End the session here and in the store, so no copy of its cookie opens it again."""
+    session_id = session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        _sessions().revoke(session_id)
     logout_user()
+    session.clear()
     return redirect(url_for("auth.login"))
 
 
@@ -265,7 +395,20 @@ def _safe_next(target: str | None) -> str:
     default="viewer",
     show_default=True,
 )
+@click.option(
+    "--office",
+    default=None,
+    help="Scope a viewer or operator to this office of the region (e.g. 146501_1).",
+)
 @click.password_option(help="The person's password (asked twice if not given).")
-def dashboard_user_command(name: str, role: str, password: str) -> None:
+@click.pass_obj
+def dashboard_user_command(
+    settings: Settings, name: str, role: str, office: str | None, password: str
+) -> None:
     """Print a dashboard_users entry for NAME with the password hashed; add it to the settings."""
-    click.echo(user_entry(name, role, password))
+    if office is not None and office not in load_region(settings.region_path).offices:
+        raise click.BadParameter(f"the region has no office {office!r}", param_hint="--office")
+    try:
+        click.echo(user_entry(name, role, password, office))
+    except ConfigurationError as exc:
+        raise click.UsageError(exc.reason) from exc

@@ -10,6 +10,7 @@ from hub.errors import ConfigurationError
 from hub.region import Region, load_region
 from hub.settings import Settings
 from hub.store.repository import Store
+from monitoring.scope import Scope
 
 
 def store() -> Store:
@@ -32,13 +33,19 @@ def region() -> Region | None:
     return cast(Region | None, current_app.config["HUB_REGION"])
 
 
-def endpoint_names() -> list[str]:
-    """The region's endpoints (the store may know more, which the queries add)."""
+def endpoint_names(scope: Scope | None = None) -> list[str]:
+    """The region's endpoints in ``scope`` (the store may know more, which the queries add)."""
     known = region()
-    return list(known.endpoints) if known else []
+    names = list(known.endpoints) if known else []
+    return [name for name in names if scope is None or scope.owns_endpoint(name)]
 
 
-def office_names() -> dict[str, str]:
-    """Office id → name, from the region's catalogue."""
+def office_names(scope: Scope | None = None) -> dict[str, str]:
+    """Office id → name, from the region's catalogue, of the offices in ``scope``."""
     known = region()
-    return {office.id: office.name for office in known.offices.values()} if known else {}
+    offices = known.offices.values() if known else []
+    return {
+        office.id: office.name
+        for office in offices
+        if scope is None or scope.owns_office(office.id)
+    }

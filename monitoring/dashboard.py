@@ -1,7 +1,8 @@
-"""The dashboard's pages: overview, trace, dead letters, alerts and operator actions.
+"""The dashboard's pages: overview, trace, dead letters, late receipts, quarantine, alerts.
 
 Server-rendered with Jinja, no build step; the two charts are drawn by the vendored uPlot
-from the series the page carries as JSON.
+from the series the page carries as JSON. Every page shows the account's scope only (one
+office, or the region); the long lists are keyset pages (``?after=<cursor>``).
 """
 
 from __future__ import annotations
@@ -10,15 +11,25 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from hub.errors import HubError
+from hub.store.pages import BadCursor, Cursor, bounded, page_of
+from hub.store.quarantine import quarantine_cursor, quarantined
+from hub.store.queries import late_cursor
 from monitoring import queries
-from monitoring.actions import OperatorActions
+from monitoring.actions import NotFound, OperatorActions
 from monitoring.alerts import alert_log
 from monitoring.auth import Account, Role, current_account, page_requires
 from monitoring.context import endpoint_names, office_names, settings, store
 from monitoring.i18n import translate
 from monitoring.masking import mask_text
-from monitoring.presenting import endpoint_row, office_row, plain, trace_document
+from monitoring.presenting import (
+    alert_entry,
+    endpoint_row,
+    office_row,
+    plain,
+    trace_document,
+)
 from monitoring.queues import QueueDepth, queue_depths
+from monitoring.scope import Scope
 
 blueprint = Blueprint(
     "dashboard",
@@ -35,6 +46,25 @@ def _account() -> Account:
     return account
 
 
+def _scope() -> Scope:
+    return Scope(_account().office)
+
+
+def _cursor() -> Cursor | None:
+    text = request.args.get("after", "").strip()
+    return Cursor.parse(text) if text else None
+
+
+@blueprint.errorhandler(BadCursor)
+def _bad_cursor(error: BadCursor) -> ResponseReturnValue:
+    return render_template("message.html", text=error.reason), 400
+
+
+@blueprint.errorhandler(NotFound)
+def _not_found(error: NotFound) -> ResponseReturnValue:
+    return render_template("message.html", text=error.reason), 404
+
+
 @blueprint.get("/")
 @page_requires(Role.VIEWER)
 def overview() -> ResponseReturnValue:
@@ -42,15 +72,16 @@ def overview() -> ResponseReturnValue:
     window = request.args.get("window", "hour")
     if window not in queries.WINDOWS:
         window = "hour"
-    figures = queries.endpoint_figures(store(), window, endpoint_names())
-    offices = queries.office_figures(store(), window, figures, office_names())
+    scope = _scope()
+    figures = queries.endpoint_figures(store(), window, endpoint_names(scope), scope)
+    offices = queries.office_figures(store(), window, figures, office_names(scope), scope)
     endpoint_sort = request.args.get("endpoints_sort", "backlog")
     office_sort = request.args.get("offices_sort", "backlog")
     return render_template(
         "overview.html",
         window=window,
-        overview=queries.overview(store(), window),
-        series=plain(queries.series(store(), window)),
+        overview=queries.overview(store(), window, scope),
+        series=plain(queries.series(store(), window, scope=scope)),
         endpoints=[
             endpoint_row(item, _account()) for item in queries.sort_rows(figures, endpoint_sort)
         ],
@@ -62,16 +93,28 @@ def overview() -> ResponseReturnValue:
 
 
 def _queues() -> list[QueueDepth] | None:
+    return scoped_queue_depths(_scope())
+
+
+def scoped_queue_depths(scope: Scope) -> list[QueueDepth] | None:
+    """The hub's queues, or only the scope's endpoints' own; None if RabbitMQ does not answer.
+
+    The shared queues (routing, retry tiers, dead letters) carry every office's traffic,
+    so an office's account sees only the delivery queues of its own endpoints.
+    """
     hub_settings = settings()
     try:
-        return queue_depths(
+        depths = queue_depths(
             hub_settings.amqp_url,
             hub_settings.queue_prefix,
-            endpoint_names(),
+            endpoint_names(scope),
             hub_settings.retry_delays_s,
         )
     except HubError:
         return None
+    if scope.region_wide:
+        return depths
+    return [item for item in depths if item.endpoint and scope.owns_endpoint(item.endpoint)]
 
 
 @blueprint.get("/trace")
@@ -79,7 +122,8 @@ def _queues() -> list[QueueDepth] | None:
 def search() -> ResponseReturnValue:
     """Find messages by envelope, case or sender's document id; one match opens its trace."""
     text = request.args.get("q", "").strip()
-    results = queries.find_messages(store(), text) if text else []
+    by_id_only = not _account().sees_personal_data
+    results = queries.find_messages(store(), text, _scope(), by_id_only=by_id_only) if text else []
     if len(results) == 1:
         return redirect(url_for("dashboard.message", message_id=results[0].envelope_id))
     return render_template("search.html", text=text, results=results)
@@ -89,7 +133,7 @@ def search() -> ResponseReturnValue:
 @page_requires(Role.VIEWER)
 def message(message_id: str) -> ResponseReturnValue:
     """One message's whole journey."""
-    found = queries.trace(store(), message_id)
+    found = queries.trace(store(), message_id, _scope())
     if found is None:
         return render_template("search.html", text=message_id, results=[]), 404
     return render_template("trace.html", trace=trace_document(found, _account()))
@@ -98,13 +142,52 @@ def message(message_id: str) -> ResponseReturnValue:
 @blueprint.get("/dead")
 @page_requires(Role.VIEWER)
 def dead() -> ResponseReturnValue:
-    """Dead deliveries, with replay for operators."""
+    """A page of dead deliveries, newest first, with replay for operators."""
     endpoint = request.args.get("endpoint") or None
-    parked = queries.dead_letters(store(), endpoint)
+    parked = queries.dead_letters(
+        store(), endpoint, _scope(), after=_cursor(), limit=bounded(_limit())
+    )
     if not _account().sees_personal_data:
-        for item in parked:
+        for item in parked.items:
             item["last_error"] = mask_text(item["last_error"])
-    return render_template("dead.html", dead=parked, endpoint=endpoint)
+    return render_template("dead.html", dead=parked.items, next=parked.next, endpoint=endpoint)
+
+
+@blueprint.get("/receipts")
+@page_requires(Role.VIEWER)
+def late_receipts() -> ResponseReturnValue:
+    """A page of deliveries whose awaited receipt is overdue, the longest overdue first."""
+    limit = bounded(_limit())
+    rows = store().late_receipts(after=_cursor(), limit=limit + 1, office=_account().office)
+    late = page_of(rows, limit, late_cursor)
+    return render_template("receipts.html", late=late.items, next=late.next)
+
+
+@blueprint.get("/quarantine")
+@page_requires(Role.VIEWER)
+def quarantine() -> ResponseReturnValue:
+    """A page of refused inputs, newest first (region-wide accounts only).
+
+    Refused input has no office it provably belongs to (it was refused before the hub
+    knew), so an office's account does not see the quarantine at all.
+    """
+    if not _account().region_wide:
+        return render_template("forbidden.html", needed="region"), 403
+    limit = bounded(_limit())
+    channel = request.args.get("channel") or None
+    rows = quarantined(store(), channel, limit=limit + 1, after=_cursor())
+    kept = page_of(rows, limit, quarantine_cursor)
+    masked = not _account().sees_personal_data
+    items = [
+        {**plain(item), "reason": mask_text(item.reason) if masked else item.reason}
+        for item in kept.items
+    ]
+    return render_template("quarantine.html", items=items, next=kept.next, channel=channel)
+
+
+def _limit() -> int | None:
+    text = request.args.get("limit", "")
+    return int(text) if text.isdigit() else None
 
 
 @blueprint.post("/dead/<delivery_id>/replay")
@@ -142,11 +225,15 @@ def resume(name: str) -> ResponseReturnValue:
 @page_requires(Role.VIEWER)
 def alerts() -> ResponseReturnValue:
     """The alert log."""
-    return render_template("alerts.html", alerts=alert_log(store()))
+    account = _account()
+    alerts = alert_log(store(), scope=_scope())
+    return render_template("alerts.html", alerts=[alert_entry(item, account) for item in alerts])
 
 
 @blueprint.get("/actions")
 @page_requires(Role.VIEWER)
 def actions() -> ResponseReturnValue:
     """Who replayed, paused and resumed what, from the audit log."""
-    return render_template("actions.html", actions=queries.operator_actions(store()))
+    return render_template(
+        "actions.html", actions=queries.operator_actions(store(), scope=_scope())
+    )

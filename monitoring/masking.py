@@ -2,8 +2,10 @@
 
 Viewers of the dashboard watch the traffic, not the citizens: they see that a filing
 came from someone, never who. What is masked: PESEL numbers anywhere in free text
-(error messages, audit details), the headers that carry a citizen's address, the
-sender's name and address taken from the document, and the signer's name.
+(error messages, audit details), the sender's name and address taken from the document,
+the signer's name, case notes, receipt details and alert details. Of the envelope's
+headers a viewer sees only those of :data:`VIEWER_HEADERS`, an allow-list: a header a
+new adapter adds stays hidden from viewers until someone decides it holds no one's data.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from lxml import etree
 
@@ -20,8 +23,26 @@ from hub.xml import parse_document
 # A PESEL is eleven digits; masking any run of eleven digits also catches it inside text.
 PESEL = re.compile(r"(?<!\d)\d{11}(?!\d)")
 MASK = "•"
-# Headers whose value identifies a citizen: their ePUAP reply address, e-Doręczenia address.
-PERSONAL_HEADERS = frozenset({"epuap-reply-to", "epuap-recipient", "edoreczenia-sender", "subject"})
+# Headers that say how a document travels, never who sent it or to whom: the only ones a
+# viewer sees (PESEL-like numbers in them masked all the same).
+VIEWER_HEADERS = frozenset(
+    {
+        "filename",
+        "service",
+        "mapped-from",
+        "mapped-by",
+        "forwarded-from",
+        "statutory-deadline-days",
+        "edoreczenia-message-id",
+        "edoreczenia-attachments",
+        "epuap-mailbox",
+        "epuap-submitted-at",
+        "epuap-test",
+        "finance-kind",
+        "content-type",
+    }
+)
+HIDDEN = MASK * 3
 PERSON = "http://crd.gov.pl/xml/schematy/osoba/2009/11/16/"
 ADDRESS = "http://crd.gov.pl/xml/schematy/adres/2009/11/09/"
 STRUCTURE = "http://crd.gov.pl/xml/schematy/struktura/2009/11/16/"
@@ -58,11 +79,20 @@ def mask_text(text: str | None) -> str | None:
     return PESEL.sub(MASK * 11, text)
 
 
-def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers with the citizen's addresses masked and PESELs hidden."""
+def viewer_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers of :data:`VIEWER_HEADERS` only, with PESEL-like numbers masked."""
+    return {key: mask_text(value) or "" for key, value in headers.items() if key in VIEWER_HEADERS}
+
+
+def mask_details(details: Mapping[str, Any]) -> dict[str, Any]:
+    """Details (of a case event, a receipt, an alert) with every text hidden, counts kept.
+
+    Numbers and flags say how much and whether; a text may quote anyone (a case note, a
+    receipt's recipient, a circuit's last error), so a viewer sees only that there was one.
+    """
     return {
-        key: mask_words(value) if key in PERSONAL_HEADERS else (mask_text(value) or "")
-        for key, value in headers.items()
+        key: value if isinstance(value, bool | int | float) or value is None else HIDDEN
+        for key, value in details.items()
     }
 
 

@@ -26,8 +26,10 @@ from hub.errors import HubError
 from hub.region import Region
 from hub.settings import Settings
 from hub.store.models import AttemptRow, DeliveryRow, MessageRow
+from hub.store.queries import late_receipt_counts
 from hub.store.repository import Store, utcnow
 from monitoring import queries
+from monitoring.logins import LOGIN_FAILED, LOGIN_THROTTLED, counters
 from monitoring.queues import queue_depths
 
 CIRCUIT_VALUES = {Circuit.CLOSED: 0, Circuit.OPEN: 1, Circuit.PAUSED: 2}
@@ -37,7 +39,7 @@ ENDPOINT_LABELS = ["endpoint", "office"]
 
 
 class StoreCollector(Collector):
-    """Messages, deliveries, attempts, late receipts, circuits and queues, counted live."""
+    """Messages, deliveries, attempts, late receipts, circuits, queues and refused logins, live."""
 
     def __init__(self, store: Store, settings: Settings, region: Region | None = None) -> None:
         self._store = store
@@ -50,10 +52,11 @@ class StoreCollector(Collector):
         yield self._messages()
         yield from self._deliveries_and_attempts()
         late = GaugeMetricFamily("hub_receipts_late", "Deliveries whose awaited receipt is overdue")
-        late_receipts = self._store.late_receipts()
-        late.add_metric([], len(late_receipts))
+        late_counts = late_receipt_counts(self._store)
+        late.add_metric([], sum(late_counts.values()))
         yield late
-        yield self._late_per_endpoint(late_receipts)
+        yield self._late_per_endpoint(late_counts)
+        yield self._logins()
         yield self._circuits()
         yield from self._per_endpoint()
         yield self._attempt_durations()
@@ -191,15 +194,23 @@ class StoreCollector(Collector):
             )
         return family
 
-    def _late_per_endpoint(self, late_receipts: list[Any]) -> GaugeMetricFamily:
+    def _late_per_endpoint(self, counts: dict[str, int]) -> GaugeMetricFamily:
         family = GaugeMetricFamily(
             "hub_endpoint_receipts_late", "Awaited receipts overdue", labels=ENDPOINT_LABELS
         )
-        counts: dict[str, int] = {}
-        for item in late_receipts:
-            counts[item.endpoint] = counts.get(item.endpoint, 0) + 1
         for endpoint, count in sorted(counts.items()):
             family.add_metric([endpoint, Address.parse(endpoint).office], count)
+        return family
+
+    def _logins(self) -> CounterMetricFamily:
+        family = CounterMetricFamily(
+            "hub_dashboard_login_failures",
+            "Dashboard logins refused: a wrong name or password, or a try during a backoff",
+            labels=["reason"],
+        )
+        counted = counters(self._store)
+        for reason, counter in (("wrong", LOGIN_FAILED), ("throttled", LOGIN_THROTTLED)):
+            family.add_metric([reason], counted.get(counter, 0))
         return family
 
     def _queues(self) -> Iterator[GaugeMetricFamily]:

@@ -11,7 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from monitoring.auth import Account
-from monitoring.masking import mask_headers, mask_text, mask_words, sender_of
+from monitoring.masking import (
+    HIDDEN,
+    mask_details,
+    mask_text,
+    mask_words,
+    sender_of,
+    viewer_headers,
+)
 from monitoring.queries import EndpointFigures, OfficeFigures, Trace
 
 BODY_PREVIEW_BYTES = 4000
@@ -74,14 +81,14 @@ def trace_document(found: Trace, account: Account) -> dict[str, Any]:
         "size_bytes": message["size_bytes"],
         "body_sha256": message["body_sha256"],
         "personal_data_masked": not sees,
-        "headers": found.headers if sees else mask_headers(found.headers),
+        "headers": found.headers if sees else viewer_headers(found.headers),
         "sender": None if sender is None else plain(sender if sees else sender.masked()),
         "body_preview": _preview(found.body) if sees else None,
         "hops": [{**plain(hop), "detail": _masked(hop.detail, sees)} for hop in found.hops],
         "signature_checks": [_signature(check, sees) for check in found.signature_checks],
-        "receipts": found.receipts,
+        "receipts": [_receipt(receipt, sees) for receipt in found.receipts],
         "audit": [_audit(entry, sees) for entry in found.audit],
-        "case_events": found.case_events,
+        "case_events": [_case_event(event, sees) for event in found.case_events],
         "same_case": found.same_case,
     }
     return plain(document)  # type: ignore[no-any-return]
@@ -126,6 +133,27 @@ def _signature(check: dict[str, Any], sees: bool) -> dict[str, Any]:
         "signer": mask_words(check["signer"] or ""),
         "reason": mask_text(check["reason"]),
     }
+
+
+def _receipt(receipt: dict[str, Any], sees: bool) -> dict[str, Any]:
+    # A receipt's platform id may name its recipient's mailbox; its kind, time and whether
+    # its signature verified are what a viewer watches.
+    if sees or receipt.get("external_id") is None:
+        return receipt
+    return {**receipt, "external_id": HIDDEN}
+
+
+def _case_event(event: dict[str, Any], sees: bool) -> dict[str, Any]:
+    if sees or not isinstance(event.get("details"), dict):
+        return event
+    return {**event, "details": mask_details(event["details"])}
+
+
+def alert_entry(alert: dict[str, Any], account: Account) -> dict[str, Any]:
+    """One alert of the alert log, its details masked for viewers."""
+    if account.sees_personal_data:
+        return alert
+    return {**alert, "details": mask_details(alert["details"])}
 
 
 def _audit(entry: dict[str, Any], sees: bool) -> dict[str, Any]:

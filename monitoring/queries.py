@@ -3,7 +3,8 @@
 Queries read through :meth:`Store.reading` (read-only, so on SQLite they leave the write
 lock to the workers) and return plain dataclasses the views and the JSON API share.
 Percentiles are computed here rather than in SQL: SQLite has no percentile function,
-and one window's latencies are few enough to sort.
+and one window's latencies are few enough to sort. Every query takes the account's
+:class:`~monitoring.scope.Scope` and adds its condition in SQL.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from hub.envelope import Address
 from hub.states import FINAL_DELIVERY_STATUSES, DeliveryStatus, MessageStatus
+from hub.store.pages import Cursor, Page, escape_like, keyset_after, page_of
 from hub.store.repository import Store, aware, utcnow
 from hub.store.tables import (
     ATTEMPTS,
@@ -32,6 +34,7 @@ from hub.store.tables import (
     RECEIPTS,
     SIGNATURE_CHECKS,
 )
+from monitoring.scope import Scope
 
 WINDOWS = {"15m": timedelta(minutes=15), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 # One chart point per 15 s over the live quarter hour, per minute over an hour, per half
@@ -43,6 +46,11 @@ WAITING_STATUSES = [
 FAILED_OUTCOMES = ("retry", "dead", "abandoned")
 OPERATOR_EVENTS = ("replayed", "endpoint-paused", "endpoint-resumed")
 SEARCH_LIMIT = 50
+REGION = Scope()
+# The header in which e-Doręczenia's own message id travels: an id a viewer may search by.
+EDORECZENIA_MESSAGE_ID = "edoreczenia-message-id"
+# How many audit rows an office's list of actions looks through for its own.
+ACTIONS_SCANNED = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,41 +169,50 @@ def window_start(window: str, now: datetime | None = None) -> datetime:
     return (now or utcnow()) - WINDOWS[window]
 
 
-def overview(store: Store, window: str) -> Overview:
+def overview(store: Store, window: str, scope: Scope = REGION) -> Overview:
     """Documents in and out over ``window``, and the retrying, dead and waiting now."""
     since = window_start(window)
+    messages, deliveries = scope.messages(), scope.deliveries()
     with store.reading() as connection:
-        received = _count(connection, MESSAGES, MESSAGES.c.received_at >= since)
-        delivered = _count(connection, MESSAGES, MESSAGES.c.delivered_at >= since)
+        received = _count(connection, MESSAGES, messages, MESSAGES.c.received_at >= since)
+        delivered = _count(connection, MESSAGES, messages, MESSAGES.c.delivered_at >= since)
         rejected = _count(
             connection,
             MESSAGES,
+            messages,
             MESSAGES.c.status == MessageStatus.REJECTED.value,
             MESSAGES.c.received_at >= since,
         )
-        dead = _count(connection, DELIVERIES, _dead(), DELIVERIES.c.updated_at >= since)
+        dead = _count(connection, DELIVERIES, deliveries, _dead(), DELIVERIES.c.updated_at >= since)
         retrying_now = _count(
-            connection, DELIVERIES, DELIVERIES.c.status == DeliveryStatus.RETRYING.value
+            connection,
+            DELIVERIES,
+            deliveries,
+            DELIVERIES.c.status == DeliveryStatus.RETRYING.value,
         )
-        dead_now = _count(connection, DELIVERIES, _dead())
-        waiting_now = _count(connection, DELIVERIES, DELIVERIES.c.status.in_(WAITING_STATUSES))
+        dead_now = _count(connection, DELIVERIES, deliveries, _dead())
+        waiting_now = _count(
+            connection, DELIVERIES, deliveries, DELIVERIES.c.status.in_(WAITING_STATUSES)
+        )
     return Overview(
         window, since, received, delivered, rejected, dead, retrying_now, dead_now, waiting_now
     )
 
 
-def series(store: Store, window: str, now: datetime | None = None) -> list[SeriesPoint]:
+def series(
+    store: Store, window: str, now: datetime | None = None, scope: Scope = REGION
+) -> list[SeriesPoint]:
     """Throughput and end-to-end latency (received → delivered) per bucket of ``window``."""
     now = now or utcnow()
     since, step = window_start(window, now), BUCKETS[window]
     with store.reading() as connection:
         arrivals = connection.scalars(
-            select(MESSAGES.c.received_at).where(MESSAGES.c.received_at >= since)
+            select(MESSAGES.c.received_at).where(MESSAGES.c.received_at >= since, scope.messages())
         ).all()
         deliveries = connection.execute(
             select(DELIVERIES.c.delivered_at, MESSAGES.c.received_at)
             .join(MESSAGES, MESSAGES.c.id == DELIVERIES.c.message_id)
-            .where(DELIVERIES.c.delivered_at >= since)
+            .where(DELIVERIES.c.delivered_at >= since, scope.deliveries())
         ).all()
     buckets = int((now - since) / step) + 1
     received = [0] * buckets
@@ -226,7 +243,9 @@ def percentiles(values: Sequence[float], points: Iterable[int]) -> list[float | 
     return [round(cuts[point - 1], 1) for point in points]
 
 
-def endpoint_figures(store: Store, window: str, known: Iterable[str] = ()) -> list[EndpointFigures]:
+def endpoint_figures(
+    store: Store, window: str, known: Iterable[str] = (), scope: Scope = REGION
+) -> list[EndpointFigures]:
     """Backlog, errors and health of every endpoint, known from the region or seen in the store."""
     since = window_start(window)
     figures: dict[str, EndpointFigures] = {}
@@ -237,21 +256,28 @@ def endpoint_figures(store: Store, window: str, known: Iterable[str] = ()) -> li
         return figures[endpoint]
 
     for endpoint in known:
-        of(endpoint)
+        if scope.owns_endpoint(endpoint):
+            of(endpoint)
     with store.reading() as connection:
-        _add_backlog(connection, of)
-        _add_window_counts(connection, of, since)
-        _add_health(connection, of)
+        _add_backlog(connection, of, scope)
+        _add_window_counts(connection, of, since, scope)
+        _add_health(connection, of, scope)
     return sorted(figures.values(), key=lambda item: item.endpoint)
 
 
 def office_figures(
-    store: Store, window: str, endpoints: Sequence[EndpointFigures], names: dict[str, str]
+    store: Store,
+    window: str,
+    endpoints: Sequence[EndpointFigures],
+    names: dict[str, str],
+    scope: Scope = REGION,
 ) -> list[OfficeFigures]:
     """Each office's traffic, summed over its endpoints, plus the documents it received."""
     since = window_start(window)
     offices: dict[str, OfficeFigures] = {
-        office: OfficeFigures(office, name) for office, name in names.items()
+        office: OfficeFigures(office, name)
+        for office, name in names.items()
+        if scope.owns_office(office)
     }
     for item in endpoints:
         office = offices.setdefault(item.office, OfficeFigures(item.office))
@@ -264,10 +290,12 @@ def office_figures(
     with store.reading() as connection:
         for destination, count in connection.execute(
             select(MESSAGES.c.destination, func.count())
-            .where(MESSAGES.c.received_at >= since)
+            .where(MESSAGES.c.received_at >= since, scope.messages())
             .group_by(MESSAGES.c.destination)
         ):
             office_id = Address.parse(destination).office
+            if not scope.owns_office(office_id):
+                continue
             offices.setdefault(office_id, OfficeFigures(office_id)).received += int(count)
     return sorted(offices.values(), key=lambda item: item.office)
 
@@ -287,27 +315,22 @@ def sort_rows(rows: list[Any], key: str) -> list[Any]:
     return sorted(rows, key=SORT_KEYS[key])
 
 
-def find_messages(store: Store, text: str) -> list[FoundMessage]:
+def find_messages(
+    store: Store, text: str, scope: Scope = REGION, *, by_id_only: bool = False
+) -> list[FoundMessage]:
     """Messages whose envelope id, case id or sender's id (e.g. the ePUAP document) is ``text``.
 
     The ePUAP pull inbound keeps the platform's identity of a document as the message's
     external id; e-Doręczenia's message id travels in a header, so headers are searched too.
+    ``by_id_only`` (for viewers) matches whole ids only: no part of an external id (which
+    names a citizen's mailbox) and no free text of the headers (which hold their names).
     """
     text = text.strip()
     if not text:
         return []
-    pattern = f"%{_escape_like(text)}%"
     query = (
         select(*_found_columns())
-        .where(
-            or_(
-                MESSAGES.c.id == text,
-                MESSAGES.c.correlation_id == text,
-                MESSAGES.c.external_id == text,
-                MESSAGES.c.external_id.like(pattern, escape="\\"),
-                MESSAGES.c.headers.like(pattern, escape="\\"),
-            )
-        )
+        .where(_by_id(text) if by_id_only else _by_any(text), scope.messages())
         .order_by(MESSAGES.c.received_at.desc())
         .limit(SEARCH_LIMIT)
     )
@@ -315,17 +338,46 @@ def find_messages(store: Store, text: str) -> list[FoundMessage]:
         return [_found(row) for row in connection.execute(query)]
 
 
-def trace(store: Store, message_id: str) -> Trace | None:
-    """Every hop, attempt, receipt, signature check and audit entry of one message."""
+def _by_id(text: str) -> Any:
+    # The headers are stored as JSON written with json.dumps' default separators, so one
+    # header's whole value is this exact fragment.
+    header = json.dumps({EDORECZENIA_MESSAGE_ID: text}, ensure_ascii=False)[1:-1]
+    return or_(
+        MESSAGES.c.id == text,
+        MESSAGES.c.correlation_id == text,
+        MESSAGES.c.external_id == text,
+        MESSAGES.c.headers.like(f"%{escape_like(header)}%", escape="\\"),
+    )
+
+
+def _by_any(text: str) -> Any:
+    pattern = f"%{escape_like(text)}%"
+    return or_(
+        MESSAGES.c.id == text,
+        MESSAGES.c.correlation_id == text,
+        MESSAGES.c.external_id == text,
+        MESSAGES.c.external_id.like(pattern, escape="\\"),
+        MESSAGES.c.headers.like(pattern, escape="\\"),
+    )
+
+
+def trace(store: Store, message_id: str, scope: Scope = REGION) -> Trace | None:
+    """Every hop, attempt, receipt, signature check and audit entry of one message.
+
+    None if there is no such message, or it is not in ``scope``: to an office's account
+    another office's message does not exist.
+    """
     with store.reading() as connection:
-        message = connection.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).first()
+        message = connection.execute(
+            select(MESSAGES).where(MESSAGES.c.id == message_id, scope.messages())
+        ).first()
         if message is None:
             return None
         found = Trace(
             message=_message_dict(message),
             headers=json.loads(message.headers or "{}"),
             body=message.body,
-            deliveries=_deliveries(connection, message_id),
+            deliveries=_deliveries(connection, message_id, scope),
             receipts=_rows(
                 connection, RECEIPTS, RECEIPTS.c.message_id == message_id, ("document",)
             ),
@@ -343,6 +395,7 @@ def trace(store: Store, message_id: str) -> Trace | None:
                     .where(
                         MESSAGES.c.correlation_id == message.correlation_id,
                         MESSAGES.c.id != message_id,
+                        scope.messages(),
                     )
                     .order_by(MESSAGES.c.received_at)
                     .limit(SEARCH_LIMIT)
@@ -353,50 +406,105 @@ def trace(store: Store, message_id: str) -> Trace | None:
     return found
 
 
-def operator_actions(store: Store, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest replays, pauses and resumes, with who did them and why (from the audit log)."""
+def operator_actions(store: Store, limit: int = 50, scope: Scope = REGION) -> list[dict[str, Any]]:
+    """The newest replays, pauses and resumes, with who did them and why (from the audit log).
+
+    An office's account sees the actions on its messages and its endpoints. An endpoint's
+    name is inside the row's JSON details, which the two databases query differently, so
+    the office's rows are picked here from the newest rows, a bounded number of them.
+    """
+    query = select(AUDIT).where(AUDIT.c.event.in_(OPERATOR_EVENTS))
+    if not scope.region_wide:
+        its_messages = select(MESSAGES.c.id).where(scope.messages())
+        query = query.where(or_(AUDIT.c.message_id.is_(None), AUDIT.c.message_id.in_(its_messages)))
+    scanned = limit if scope.region_wide else ACTIONS_SCANNED
+    with store.reading() as connection:
+        rows = connection.execute(query.order_by(AUDIT.c.id.desc()).limit(scanned)).all()
+    actions = [_with_details(_plain(row)) for row in rows]
+    return [action for action in actions if _action_in(action, scope)][:limit]
+
+
+def _action_in(action: dict[str, Any], scope: Scope) -> bool:
+    if action["message_id"] is not None:
+        return True  # the query kept only the scope's messages
+    endpoint = action["details"].get("endpoint")
+    return isinstance(endpoint, str) and scope.owns_endpoint(endpoint)
+
+
+def status_counts(store: Store, scope: Scope = REGION) -> dict[str, int]:
+    """How many messages stand in each status."""
     with store.reading() as connection:
         rows = connection.execute(
-            select(AUDIT)
-            .where(AUDIT.c.event.in_(OPERATOR_EVENTS))
-            .order_by(AUDIT.c.id.desc())
-            .limit(limit)
+            select(MESSAGES.c.status, func.count())
+            .where(scope.messages())
+            .group_by(MESSAGES.c.status)
         ).all()
-    return [_with_details(_plain(row)) for row in rows]
+    return {str(status): int(count) for status, count in rows}
 
 
-def dead_letters(store: Store, endpoint: str | None = None) -> list[dict[str, Any]]:
-    """Dead deliveries with their message's source, destination and case, newest first."""
-    parked = store.dead_deliveries(endpoint)
-    ids = [item.message_id for item in parked]
+def dead_letters(
+    store: Store,
+    endpoint: str | None = None,
+    scope: Scope = REGION,
+    *,
+    after: Cursor | None = None,
+    limit: int = 50,
+) -> Page[dict[str, Any]]:
+    """A page of dead deliveries with their message's source and case, newest first.
+
+    One query joins each delivery to its message: no list of ids travels to the database.
+    """
+    query = (
+        select(
+            DELIVERIES.c.id,
+            DELIVERIES.c.message_id,
+            DELIVERIES.c.endpoint,
+            DELIVERIES.c.attempts,
+            DELIVERIES.c.last_error,
+            DELIVERIES.c.updated_at,
+            MESSAGES.c.source,
+            MESSAGES.c.correlation_id,
+            MESSAGES.c.received_at,
+        )
+        .join(MESSAGES, MESSAGES.c.id == DELIVERIES.c.message_id)
+        .where(_dead(), scope.deliveries())
+    )
+    if endpoint is not None:
+        query = query.where(DELIVERIES.c.endpoint == endpoint)
+    following = keyset_after(DELIVERIES.c.updated_at, DELIVERIES.c.id, after, newest_first=True)
+    if following is not None:
+        query = query.where(following)
+    query = query.order_by(DELIVERIES.c.updated_at.desc(), DELIVERIES.c.id.desc())
     with store.reading() as connection:
-        messages = {
-            row.id: row
-            for row in connection.execute(
-                select(
-                    MESSAGES.c.id,
-                    MESSAGES.c.source,
-                    MESSAGES.c.destination,
-                    MESSAGES.c.correlation_id,
-                    MESSAGES.c.received_at,
-                ).where(MESSAGES.c.id.in_(ids))
-            )
-        }
-    return [
-        {
-            "delivery_id": item.delivery_id,
-            "message_id": item.message_id,
-            "endpoint": item.endpoint,
-            "attempts": item.attempts,
-            "last_error": item.last_error,
-            "died_at": item.died_at,
-            "source": messages[item.message_id].source,
-            "correlation_id": messages[item.message_id].correlation_id,
-            "received_at": aware(messages[item.message_id].received_at),
-        }
-        for item in parked
-        if item.message_id in messages
-    ]
+        rows = connection.execute(query.limit(limit + 1)).all()
+    return page_of(
+        [_dead_letter(row) for row in rows],
+        limit,
+        lambda item: Cursor(item["died_at"], item["delivery_id"]),
+    )
+
+
+def _dead_letter(row: Any) -> dict[str, Any]:
+    return {
+        "delivery_id": row.id,
+        "message_id": row.message_id,
+        "endpoint": row.endpoint,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "died_at": aware(row.updated_at),
+        "source": row.source,
+        "correlation_id": row.correlation_id,
+        "received_at": aware(row.received_at),
+    }
+
+
+def delivery_endpoint(store: Store, delivery_id: str) -> str | None:
+    """The endpoint of a delivery, or None if there is no such delivery."""
+    with store.reading() as connection:
+        found = connection.scalar(
+            select(DELIVERIES.c.endpoint).where(DELIVERIES.c.id == delivery_id)
+        )
+    return None if found is None else str(found)
 
 
 def oldest_waiting(store: Store) -> dict[str, datetime]:
@@ -443,14 +551,16 @@ def _earliest(first: datetime | None, second: datetime | None) -> datetime | Non
     return min(candidates) if candidates else None
 
 
-def _add_backlog(connection: Connection, of: Any) -> None:
+def _add_backlog(connection: Connection, of: Any, scope: Scope) -> None:
     for endpoint, status, count, oldest in connection.execute(
         select(
             DELIVERIES.c.endpoint,
             DELIVERIES.c.status,
             func.count(),
             func.min(DELIVERIES.c.created_at),
-        ).group_by(DELIVERIES.c.endpoint, DELIVERIES.c.status)
+        )
+        .where(scope.deliveries())
+        .group_by(DELIVERIES.c.endpoint, DELIVERIES.c.status)
     ):
         item = of(endpoint)
         if status in WAITING_STATUSES:
@@ -460,17 +570,17 @@ def _add_backlog(connection: Connection, of: Any) -> None:
             item.dead_now = int(count)
 
 
-def _add_window_counts(connection: Connection, of: Any, since: datetime) -> None:
+def _add_window_counts(connection: Connection, of: Any, since: datetime, scope: Scope) -> None:
     for endpoint, count in connection.execute(
         select(DELIVERIES.c.endpoint, func.count())
-        .where(DELIVERIES.c.delivered_at >= since)
+        .where(DELIVERIES.c.delivered_at >= since, scope.deliveries())
         .group_by(DELIVERIES.c.endpoint)
     ):
         of(endpoint).delivered = int(count)
     for endpoint, outcome, count in connection.execute(
         select(DELIVERIES.c.endpoint, ATTEMPTS.c.outcome, func.count())
         .join(ATTEMPTS, ATTEMPTS.c.delivery_id == DELIVERIES.c.id)
-        .where(ATTEMPTS.c.started_at >= since)
+        .where(ATTEMPTS.c.started_at >= since, scope.deliveries())
         .group_by(DELIVERIES.c.endpoint, ATTEMPTS.c.outcome)
     ):
         item = of(endpoint)
@@ -479,18 +589,18 @@ def _add_window_counts(connection: Connection, of: Any, since: datetime) -> None
             item.failed_attempts += int(count)
 
 
-def _add_health(connection: Connection, of: Any) -> None:
+def _add_health(connection: Connection, of: Any, scope: Scope) -> None:
     for endpoint, last_success in connection.execute(
-        select(DELIVERIES.c.endpoint, func.max(DELIVERIES.c.delivered_at)).group_by(
-            DELIVERIES.c.endpoint
-        )
+        select(DELIVERIES.c.endpoint, func.max(DELIVERIES.c.delivered_at))
+        .where(scope.deliveries())
+        .group_by(DELIVERIES.c.endpoint)
     ):
         if last_success is not None:
             of(endpoint).last_success_at = aware(last_success)
     latest_error = (
         select(DELIVERIES.c.endpoint, func.max(ATTEMPTS.c.id).label("attempt_id"))
         .join(ATTEMPTS, ATTEMPTS.c.delivery_id == DELIVERIES.c.id)
-        .where(ATTEMPTS.c.outcome.in_(FAILED_OUTCOMES))
+        .where(ATTEMPTS.c.outcome.in_(FAILED_OUTCOMES), scope.deliveries())
         .group_by(DELIVERIES.c.endpoint)
         .subquery()
     )
@@ -505,7 +615,9 @@ def _add_health(connection: Connection, of: Any) -> None:
         item = of(endpoint)
         item.last_error_at = aware(finished_at) if finished_at else None
         item.last_error = f"{error_class or 'error'}: {error_text or ''}".strip()
-    for row in connection.execute(select(ENDPOINT_STATES)):
+    for row in connection.execute(
+        select(ENDPOINT_STATES).where(scope.deliveries(ENDPOINT_STATES.c.endpoint))
+    ):
         item = of(row.endpoint)
         item.circuit = row.state
         item.circuit_reason = row.reason
@@ -536,10 +648,6 @@ def _found(row: Any) -> FoundMessage:
     )
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _plain(row: Any, leave_out: Sequence[str] = ()) -> dict[str, Any]:
     values = dict(row._mapping)
     for name in leave_out:
@@ -566,12 +674,12 @@ def _message_dict(row: Any) -> dict[str, Any]:
     return _plain(row, ("body", "headers"))
 
 
-def _deliveries(connection: Connection, message_id: str) -> list[dict[str, Any]]:
+def _deliveries(connection: Connection, message_id: str, scope: Scope) -> list[dict[str, Any]]:
     deliveries = [
         _plain(row)
         for row in connection.execute(
             select(DELIVERIES)
-            .where(DELIVERIES.c.message_id == message_id)
+            .where(DELIVERIES.c.message_id == message_id, scope.deliveries())
             .order_by(DELIVERIES.c.created_at)
         )
     ]
@@ -579,7 +687,7 @@ def _deliveries(connection: Connection, message_id: str) -> list[dict[str, Any]]
     for row in connection.execute(
         select(ATTEMPTS)
         .join(DELIVERIES, DELIVERIES.c.id == ATTEMPTS.c.delivery_id)
-        .where(DELIVERIES.c.message_id == message_id)
+        .where(DELIVERIES.c.message_id == message_id, scope.deliveries())
         .order_by(ATTEMPTS.c.number)
     ):
         attempts[row.delivery_id].append(_plain(row))

@@ -316,3 +316,46 @@ class ClientRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DashboardSessionRow(Base):
+    """One login to the dashboard, so logging out ends it on the server, not only in the browser.
+
+    The cookie carries a random session id; only its SHA-256 is kept, so a copy of this
+    table opens no session.
+    """
+
+    __tablename__ = "dashboard_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(100), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The absolute end (the idle timeout is counted from last_seen_at).
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginThrottleRow(Base):
+    """Failed logins of one account or one address, and until when further tries are refused.
+
+    Kept in the store, not in a process: the dashboard runs as several gunicorn workers,
+    and a guesser would otherwise get each worker's allowance.
+    """
+
+    __tablename__ = "login_throttle"
+
+    # "account:<name>" or "address:<IP address>".
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MonitoringCounterRow(Base):
+    """A count that only grows (e.g. refused logins), exposed as a Prometheus counter."""
+
+    __tablename__ = "monitoring_counters"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import insert, select
 
+from hub.store.pages import Cursor, bounded, keyset_after
 from hub.store.repository import Store, aware, utcnow
 from hub.store.tables import QUARANTINE
 
@@ -72,9 +73,22 @@ def quarantine(store: Store, refused: RefusedInput) -> int:
 
 
 def quarantined(
-    store: Store, channel: str | None = None, since: datetime | None = None, limit: int = 100
+    store: Store,
+    channel: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    *,
+    after: Cursor | None = None,
 ) -> list[QuarantinedInput]:
-    """The newest refused inputs, optionally of one channel and since a moment."""
+    """The newest refused inputs, optionally of one channel and since a moment.
+
+    Args:
+        store: the store to read.
+        channel: only this channel's.
+        since: only those refused since then.
+        limit: at most this many (held to :data:`hub.store.pages.MAX_PAGE`).
+        after: the page after this row (a keyset cursor: when it arrived, its id).
+    """
     query = select(
         QUARANTINE.c.id,
         QUARANTINE.c.channel,
@@ -91,8 +105,12 @@ def quarantined(
         query = query.where(QUARANTINE.c.channel == channel)
     if since is not None:
         query = query.where(QUARANTINE.c.received_at >= since)
+    following = keyset_after(QUARANTINE.c.received_at, QUARANTINE.c.id, after, newest_first=True)
+    if following is not None:
+        query = query.where(following)
+    query = query.order_by(QUARANTINE.c.received_at.desc(), QUARANTINE.c.id.desc())
     with store.reading() as connection:
-        rows = connection.execute(query.order_by(QUARANTINE.c.id.desc()).limit(limit)).all()
+        rows = connection.execute(query.limit(bounded(limit))).all()
     return [
         QuarantinedInput(
             id=row[0],
@@ -108,3 +126,8 @@ def quarantined(
         )
         for row in rows
     ]
+
+
+def quarantine_cursor(item: QuarantinedInput) -> Cursor:
+    """The cursor of the page after ``item``."""
+    return Cursor(item.received_at, str(item.id))

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
+from hub.states import DeliveryStatus
 from hub.store.models import AttemptRow, DeliveryRow, MessageRow
-from hub.store.repository import Store
+from hub.store.pages import Cursor
+from hub.store.repository import (
+    DeadDelivery,
+    LateReceipt,
+    Store,
+    aware,
+    late_receipt_condition,
+    utcnow,
+)
+from hub.store.tables import DELIVERIES
 
 
 def status_counts(store: Store) -> dict[str, int]:
@@ -17,6 +28,46 @@ def status_counts(store: Store) -> dict[str, int]:
             select(MessageRow.status, func.count()).group_by(MessageRow.status)
         ).all()
         return {str(status): int(count) for status, count in rows}
+
+
+def late_receipt_counts(store: Store, now: datetime | None = None) -> dict[str, int]:
+    """Per endpoint, how many awaited receipts are overdue (counted in SQL, not listed)."""
+    with store.reading() as connection:
+        rows = connection.execute(
+            select(DELIVERIES.c.endpoint, func.count())
+            .where(late_receipt_condition(now or utcnow()))
+            .group_by(DELIVERIES.c.endpoint)
+        ).all()
+    return {str(endpoint): int(count) for endpoint, count in rows}
+
+
+def dead_delivery(store: Store, delivery_id: str) -> DeadDelivery | None:
+    """One dead delivery, or None if there is no such delivery or it is not dead."""
+    with store.reading() as connection:
+        row = connection.execute(
+            select(
+                DELIVERIES.c.id,
+                DELIVERIES.c.message_id,
+                DELIVERIES.c.endpoint,
+                DELIVERIES.c.attempts,
+                DELIVERIES.c.last_error,
+                DELIVERIES.c.updated_at,
+            ).where(
+                DELIVERIES.c.id == delivery_id,
+                DELIVERIES.c.status == DeliveryStatus.DEAD.value,
+            )
+        ).first()
+    return None if row is None else DeadDelivery(*row[:5], aware(row[5]))
+
+
+def dead_cursor(item: DeadDelivery) -> Cursor:
+    """The cursor of the page of dead deliveries after ``item``."""
+    return Cursor(item.died_at, item.delivery_id)
+
+
+def late_cursor(item: LateReceipt) -> Cursor:
+    """The cursor of the page of late receipts after ``item``."""
+    return Cursor(item.due_at, item.delivery_id)
 
 
 def message_trace(store: Store, message_id: str) -> dict[str, Any] | None:

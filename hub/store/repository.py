@@ -21,7 +21,18 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import Row, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +49,7 @@ from hub.states import (
     predecessors,
 )
 from hub.store.database import READ_ONLY_OPTION, create_store_engine, translate_store_errors
+from hub.store.pages import MAX_PAGE, Cursor, endpoint_of_office, keyset_after
 from hub.store.tables import (
     ATTEMPTS,
     AUDIT,
@@ -668,9 +680,23 @@ class Store:
             _refresh_message(connection, message_id, now)
 
     def dead_deliveries(
-        self, endpoint: str | None = None, since: datetime | None = None
+        self,
+        endpoint: str | None = None,
+        since: datetime | None = None,
+        *,
+        after: Cursor | None = None,
+        limit: int = MAX_PAGE,
+        office: str | None = None,
     ) -> list[DeadDelivery]:
-        """Deliveries that exhausted their attempts or were refused for good, newest first."""
+        """Deliveries that exhausted their attempts or were refused for good, newest first.
+
+        Args:
+            endpoint: only this endpoint's.
+            since: only those that died since then.
+            after: the page after this row (a keyset cursor: when it died, its id).
+            limit: at most this many.
+            office: only those to the endpoints of this office.
+        """
         query = select(
             DELIVERIES.c.id,
             DELIVERIES.c.message_id,
@@ -681,10 +707,16 @@ class Store:
         ).where(DELIVERIES.c.status == DeliveryStatus.DEAD.value)
         if endpoint is not None:
             query = query.where(DELIVERIES.c.endpoint == endpoint)
+        if office is not None:
+            query = query.where(endpoint_of_office(DELIVERIES.c.endpoint, office))
         if since is not None:
             query = query.where(DELIVERIES.c.updated_at >= since)
+        following = keyset_after(DELIVERIES.c.updated_at, DELIVERIES.c.id, after, newest_first=True)
+        if following is not None:
+            query = query.where(following)
+        query = query.order_by(DELIVERIES.c.updated_at.desc(), DELIVERIES.c.id.desc()).limit(limit)
         with self.reading() as connection:
-            rows = connection.execute(query.order_by(DELIVERIES.c.updated_at.desc())).all()
+            rows = connection.execute(query).all()
         return [DeadDelivery(r[0], r[1], r[2], r[3], r[4], aware(r[5])) for r in rows]
 
     def replay_delivery(self, delivery_id: str, actor: str, reason: str) -> str | None:
@@ -738,35 +770,44 @@ class Store:
             )
             return str(message_id)
 
-    def late_receipts(self, now: datetime | None = None) -> list[LateReceipt]:
-        """Deliveries whose awaited receipt (e.g. a UPD) has not come by its deadline."""
-        received = (
-            select(RECEIPTS.c.id)
-            .where(
-                RECEIPTS.c.message_id == DELIVERIES.c.message_id,
-                RECEIPTS.c.kind == DELIVERIES.c.awaited_receipt,
-                # Kept before receipts that failed were quarantined: still no evidence.
-                RECEIPTS.c.signature_valid.is_not(False),
+    def late_receipts(
+        self,
+        now: datetime | None = None,
+        *,
+        after: Cursor | None = None,
+        limit: int = MAX_PAGE,
+        office: str | None = None,
+    ) -> list[LateReceipt]:
+        """Deliveries whose awaited receipt (e.g. a UPD) has not come by its deadline.
+
+        Args:
+            now: the moment the deadlines are held against (default: now).
+            after: the page after this row (a keyset cursor: its deadline, its delivery id).
+            limit: at most this many, the longest overdue first.
+            office: only those to the endpoints of this office.
+        """
+        query = (
+            select(
+                DELIVERIES.c.message_id,
+                DELIVERIES.c.id,
+                DELIVERIES.c.endpoint,
+                DELIVERIES.c.awaited_receipt,
+                DELIVERIES.c.receipt_due_at,
+                DELIVERIES.c.external_reference,
             )
-            .exists()
+            .where(late_receipt_condition(now or utcnow()))
+            .order_by(DELIVERIES.c.receipt_due_at, DELIVERIES.c.id)
+            .limit(limit)
         )
+        if office is not None:
+            query = query.where(endpoint_of_office(DELIVERIES.c.endpoint, office))
+        following = keyset_after(
+            DELIVERIES.c.receipt_due_at, DELIVERIES.c.id, after, newest_first=False
+        )
+        if following is not None:
+            query = query.where(following)
         with self.reading() as connection:
-            rows = connection.execute(
-                select(
-                    DELIVERIES.c.message_id,
-                    DELIVERIES.c.id,
-                    DELIVERIES.c.endpoint,
-                    DELIVERIES.c.awaited_receipt,
-                    DELIVERIES.c.receipt_due_at,
-                    DELIVERIES.c.external_reference,
-                )
-                .where(
-                    DELIVERIES.c.awaited_receipt.is_not(None),
-                    DELIVERIES.c.receipt_due_at < (now or utcnow()),
-                    ~received,
-                )
-                .order_by(DELIVERIES.c.receipt_due_at)
-            ).all()
+            rows = connection.execute(query).all()
         return [LateReceipt(row[0], row[1], row[2], row[3], aware(row[4]), row[5]) for row in rows]
 
     def record_receipt(self, message_id: str, evidence: Evidence) -> bool:
@@ -898,6 +939,25 @@ def envelope_from_row(row: Row[Any]) -> Envelope:
 def aware(moment: datetime) -> datetime:
     """``moment`` with UTC attached if the database handed it back naive (SQLite does)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def late_receipt_condition(now: datetime) -> ColumnElement[bool]:
+    """Deliveries awaiting a receipt whose deadline passed before ``now`` with none kept."""
+    received = (
+        select(RECEIPTS.c.id)
+        .where(
+            RECEIPTS.c.message_id == DELIVERIES.c.message_id,
+            RECEIPTS.c.kind == DELIVERIES.c.awaited_receipt,
+            # Kept before receipts that failed were quarantined: still no evidence.
+            RECEIPTS.c.signature_valid.is_not(False),
+        )
+        .exists()
+    )
+    return and_(
+        DELIVERIES.c.awaited_receipt.is_not(None),
+        DELIVERIES.c.receipt_due_at < now,
+        ~received,
+    )
 
 
 def _message_values(

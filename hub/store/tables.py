@@ -17,9 +17,12 @@ from hub.store.models import (
     CaseEventRow,
     CaseRow,
     ClientRow,
+    DashboardSessionRow,
     DeliveryRow,
     EndpointStateRow,
+    LoginThrottleRow,
     MessageRow,
+    MonitoringCounterRow,
     OutboxRow,
     QuarantineRow,
     ReceiptRow,
@@ -42,3 +45,6 @@ OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
 QUARANTINE: Table = QuarantineRow.__table__  # type: ignore[assignment]
 RECEIPTS: Table = ReceiptRow.__table__  # type: ignore[assignment]
 SIGNATURE_CHECKS: Table = SignatureCheckRow.__table__  # type: ignore[assignment]
+DASHBOARD_SESSIONS: Table = DashboardSessionRow.__table__  # type: ignore[assignment]
+LOGIN_THROTTLE: Table = LoginThrottleRow.__table__  # type: ignore[assignment]
+MONITORING_COUNTERS: Table = MonitoringCounterRow.__table__  # type: ignore[assignment]

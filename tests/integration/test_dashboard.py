@@ -213,10 +213,7 @@ def test_queue_depths_answer_503_when_the_broker_is_down(settings, store):
 # ---- trace -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "query",
-    ["envelope", "case", "epuap:/umwarszawa/skrytka:2026:abc", "umwarszawa/skrytka:2026"],
-)
+@pytest.mark.parametrize("query", ["envelope", "case", "epuap:/umwarszawa/skrytka:2026:abc"])
 def test_search_finds_a_message_by_envelope_case_or_epuap_id(client, traffic, store, query):
     trace = client.get(f"/api/messages/{traffic.delivered}", headers=bearer()).json
     text = {"envelope": traffic.delivered, "case": trace["correlation_id"]}.get(query, query)
@@ -227,6 +224,17 @@ def test_search_finds_a_message_by_envelope_case_or_epuap_id(client, traffic, st
     response = client.get("/dashboard/trace", query_string={"q": text})
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/dashboard/messages/{traffic.delivered}")
+
+
+def test_only_those_who_see_personal_data_search_by_part_of_an_id_or_free_text(client, traffic):
+    # A part of the ePUAP id names the citizen's mailbox; headers hold names and addresses.
+    for text in ["umwarszawa/skrytka:2026", "skrytka", "AE:PL-1"]:
+        viewer = client.get("/api/search", query_string={"q": text}, headers=bearer()).json
+        assert viewer["results"] == [], text
+    operator = client.get(
+        "/api/search", query_string={"q": "umwarszawa/skrytka:2026"}, headers=bearer(OPERATOR_TOKEN)
+    ).json
+    assert [item["envelope_id"] for item in operator["results"]] == [traffic.delivered]
 
 
 def test_search_finds_an_e_doreczenia_message_by_its_id_in_the_headers(client, traffic):

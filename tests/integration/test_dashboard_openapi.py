@@ -10,6 +10,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from openapi_core.testing import MockRequest
 
+from hub.store.quarantine import RefusedInput, quarantine
 from hub.web import create_app
 from monitoring.alerts import AlertEvaluator
 from monitoring.api import openapi_document
@@ -44,6 +45,8 @@ def test_the_served_document_is_the_contract(client):
 def test_every_read_answers_as_the_contract_says(contract, client, settings, store):
     traffic = Traffic(store)
     AlertEvaluator(store, settings, None).evaluate()
+    for number in range(2):
+        quarantine(store, RefusedInput("eod-intake", "bad", f"refusal {number}"))
     paths = [
         "/api/summary",
         "/api/overview?window=hour",
@@ -56,6 +59,8 @@ def test_every_read_answers_as_the_contract_says(contract, client, settings, sto
         f"/api/messages/{traffic.dead}",
         "/api/receipts/late",
         "/api/dead",
+        "/api/dead?limit=1",
+        "/api/quarantine?limit=1",
         "/api/alerts",
         "/api/actions",
     ]
@@ -79,10 +84,23 @@ def test_actions_and_problems_answer_as_the_contract_says(contract, client, stor
         client.post("/api/endpoints/eod@1421/resume", headers=operator),
         client.get("/api/actions", headers=operator),
         client.get("/api/messages/unknown", headers=operator),
+        client.post("/api/dead/unknown/replay", json={"reason": "x"}, headers=operator),
+        client.get("/api/dead?after=yesterday", headers=operator),
         client.get("/api/overview?window=hour", headers=bearer("wrong")),
         client.post("/api/endpoints/eod@1421/pause", json={"reason": "x"}, headers=bearer()),
     ]
-    assert [answer.status_code for answer in answers] == [200, 409, 200, 200, 200, 404, 401, 403]
+    assert [answer.status_code for answer in answers] == [
+        200,
+        409,
+        200,
+        200,
+        200,
+        404,
+        404,
+        400,
+        401,
+        403,
+    ]
     for answer in answers:
         # The request's body was read by the app; the response check needs only its route.
         request = MockRequest(

@@ -1,16 +1,19 @@
-"""The dashboard's pure pieces: accounts from the settings, masking, percentiles."""
+"""The dashboard's pure pieces: accounts from the settings, masking, cursors, percentiles."""
 
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
 
 from hub.errors import ConfigurationError
 from hub.settings import Settings
+from hub.store.pages import BadCursor, Cursor, bounded, page_of
 from monitoring.auth import Accounts, Role, parse_accounts, token_entry, user_entry
-from monitoring.masking import mask_headers, mask_text, mask_words, sender_of
+from monitoring.masking import mask_details, mask_text, mask_words, sender_of, viewer_headers
 from monitoring.queries import percentiles
+from monitoring.scope import Scope
 from simulators.epuap.documents import generate_pismo_ogolne
 
 
@@ -33,7 +36,27 @@ def test_the_settings_take_dashboard_users_from_the_environment():
     assert parse_accounts(settings.dashboard_users)["anna"].role is Role.ADMIN
 
 
-@pytest.mark.parametrize("text", ["anna", "anna:boss:hash", "anna:viewer:"])
+def test_an_account_may_be_scoped_to_one_office_and_an_admin_may_not():
+    entry = user_entry("wanda", "operator", "pw", office="146501_1")
+    assert entry.startswith("wanda:operator@146501_1:scrypt:")
+    wanda = parse_accounts(entry)["wanda"]
+    assert (wanda.role, wanda.office, wanda.region_wide) == (Role.OPERATOR, "146501_1", False)
+    robot = parse_accounts(token_entry("robot", "viewer", "tok", office="146301_1"))["robot"]
+    assert robot.office == "146301_1"
+    assert parse_accounts("v:viewer:h")["v"].region_wide
+    with pytest.raises(ConfigurationError):
+        user_entry("root", "admin", "pw", office="146501_1")
+
+
+def test_a_scope_owns_the_endpoints_after_its_at_sign_only():
+    warsaw = Scope("146501_1")
+    assert warsaw.owns_endpoint("eod@146501_1")
+    assert not warsaw.owns_endpoint("eod@146301_1")
+    assert not warsaw.owns_endpoint("eod@146501_10")
+    assert Scope().owns_endpoint("eod@146301_1")
+
+
+@pytest.mark.parametrize("text", ["anna", "anna:boss:hash", "anna:viewer:", "anna:viewer@:h"])
 def test_a_malformed_entry_is_a_configuration_error(text):
     with pytest.raises(ConfigurationError):
         parse_accounts(text)
@@ -52,8 +75,37 @@ def test_pesel_names_and_addresses_are_masked():
     assert mask_text("PESEL 45082926101 refused") == "PESEL ••••••••••• refused"
     assert mask_text("order 123456789012 kept") == "order 123456789012 kept"
     assert mask_words("Zofia Zalewska") == "Z•••• Z•••••••"
-    headers = mask_headers({"epuap-reply-to": "/obywatel/skrytka", "filename": "pismo.xml"})
-    assert headers == {"epuap-reply-to": "/o•••••••/s••••••", "filename": "pismo.xml"}
+    assert mask_details({"note": "Jan Kowalski called", "late": 3}) == {"note": "•••", "late": 3}
+
+
+def test_a_viewer_sees_only_the_allowed_headers():
+    headers = viewer_headers(
+        {
+            "epuap-reply-to": "/obywatel/skrytka",
+            "filename": "pismo.xml",
+            "some-new-header": "Jan Kowalski",
+            "edoreczenia-message-id": "EDOR-77",
+        }
+    )
+    assert headers == {"filename": "pismo.xml", "edoreczenia-message-id": "EDOR-77"}
+
+
+def test_a_cursor_reads_back_what_it_wrote_and_refuses_anything_else():
+    cursor = Cursor(datetime(2026, 12, 3, 10, 0, 0, 123456, tzinfo=UTC), "d-1")
+    assert Cursor.parse(str(cursor)) == cursor
+    for text in ["", "yesterday~d-1", "2026-12-03T10:00:00+00:00", "2026-12-03T10:00:00~"]:
+        with pytest.raises(BadCursor):
+            Cursor.parse(text)
+
+
+def test_a_page_has_a_next_cursor_only_when_a_row_follows():
+    def cursor_of(number):
+        return Cursor(datetime(2026, 1, 1, tzinfo=UTC), str(number))
+
+    assert page_of([1, 2, 3], 2, cursor_of).next == cursor_of(2)
+    assert page_of([1, 2], 2, cursor_of).next is None
+    assert page_of([1, 2, 3], 2, cursor_of).items == [1, 2]
+    assert (bounded(None), bounded(0), bounded(10**6)) == (50, 1, 500)
 
 
 def test_the_sender_is_read_from_a_crwde_form_and_masked_whole():
