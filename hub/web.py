@@ -120,8 +120,8 @@ def _body_sample(*, with_body: bool, authenticated: bool) -> BodySample:
     if authenticated:
         body = request.get_data(cache=True)
         return BodySample(start=body, size=len(body), sha256=hashlib.sha256(body).hexdigest())
-    # The view may have read the body already (then this is its cached copy); otherwise
-    # it is streamed through the digest, never held whole for a stranger.
+    # The view may have read the body already (then this is werkzeug's cached copy);
+    # otherwise it is streamed through the digest, never held whole for a stranger.
     return sample_stream(request._get_stream_for_parsing(), UNAUTHENTICATED_KEPT_BODY_BYTES)
 
 
@@ -159,6 +159,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_error: RequestEntityTooLarge) -> tuple[Response, int]:
         detail = f"the request is larger than {request_body_limit(request.path)} bytes"
+        if request.content_length is not None:
+            detail += f" (it declares {request.content_length})"
         quarantine_request(request.path, "too-large", detail, with_body=False)
         return problem(413, "too-large", detail)
 
