@@ -62,8 +62,14 @@ class Accept(Protocol):
         external_id: str | None = ...,
         submitted_at: datetime | None = ...,
         rejected_reason: str | None = ...,
+        case_owner: str | None = ...,
     ) -> str:
-        """Return ``accepted``, ``rejected`` or ``duplicate`` once the store committed."""
+        """Return ``accepted``, ``rejected`` or ``duplicate`` once the store committed.
+
+        With ``case_owner`` (the office an authenticated caller acts for), the case the
+        envelope names must be that office's, or ``CaseNotFound`` is raised and nothing
+        is stored.
+        """
 
 
 @runtime_checkable

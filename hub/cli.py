@@ -7,13 +7,16 @@ import sys
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
 from hub.errors import HubError
 from hub.logging import configure_logging
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from hub.identity import ClientRegistry
 
 COMMAND_GROUP = "hub.commands"
 
@@ -479,6 +482,141 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int) 
         workers,
         tls=tls,
     )
+
+
+@cli.group()
+def client() -> None:
+    """The clients of the hub's inbound APIs: every caller is one, with its own token."""
+
+
+@client.command("add")
+@click.argument("name")
+@click.option(
+    "--office",
+    "acts_for",
+    required=True,
+    help="Whom the client acts for: an office id of the catalogue, 'portal' or 'region'.",
+)
+@click.option(
+    "--source", "sources", multiple=True, help="A system it speaks as (eod, podatki, ...)."
+)
+@click.option(
+    "--api",
+    "apis",
+    multiple=True,
+    type=click.Choice(["intake", "cases", "edoreczenia-webhook", "monitoring"]),
+    help="An API it may call (default: an office the intake and cases, the portal cases).",
+)
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "operator", "admin"]),
+    default=None,
+    help="Its role on the monitoring API.",
+)
+@click.option(
+    "--certificate",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A PEM client certificate that identifies it over mTLS.",
+)
+@click.pass_obj
+def client_add(
+    settings: Settings,
+    *,
+    name: str,
+    acts_for: str,
+    sources: tuple[str, ...],
+    apis: tuple[str, ...],
+    role: str | None,
+    certificate: Path | None,
+) -> None:
+    """Register client NAME; its token is the last line printed (shown once, kept hashed)."""
+    from hub.identity import PORTAL, REGION, certificate_fingerprint
+    from hub.region import load_region
+
+    if (
+        acts_for not in (PORTAL, REGION)
+        and acts_for not in load_region(settings.region_path).offices
+    ):
+        raise click.BadParameter(
+            f"{acts_for!r} is not an office of the catalogue", param_hint="--office"
+        )
+    token = _registry(settings).add(
+        name,
+        acts_for,
+        sources=sources,
+        apis=apis or None,
+        role=role,
+        certificate_sha256=certificate_fingerprint(certificate.read_bytes())
+        if certificate
+        else None,
+    )
+    click.echo(f"client {name} added for {acts_for}; its token (shown once):", err=True)
+    click.echo(token)
+
+
+@client.command("list")
+@click.option("--all", "include_revoked", is_flag=True, help="Revoked clients too.")
+@click.pass_obj
+def client_list(settings: Settings, include_revoked: bool) -> None:
+    """List the clients: whom each acts for, its sources and APIs."""
+    records = _registry(settings).records(include_revoked=include_revoked)
+    for record in records:
+        found = record.client
+        state = f"revoked {record.revoked_at:%Y-%m-%d %H:%M}" if record.revoked_at else "active"
+        if record.previous_valid_until and not record.revoked_at:
+            state += f", old token until {record.previous_valid_until:%Y-%m-%d %H:%M}"
+        click.echo(
+            f"{found.name}\t{found.acts_for}\tsources={','.join(sorted(found.sources)) or '-'}"
+            f"\tapis={','.join(sorted(found.apis))}\trole={found.role or '-'}"
+            f"\tmtls={'yes' if record.has_certificate else 'no'}\t{state}"
+        )
+    click.echo(f"{len(records)} client(s)", err=True)
+
+
+@client.command("revoke")
+@click.argument("name")
+@click.pass_obj
+def client_revoke(settings: Settings, name: str) -> None:
+    """End NAME's access at once: its tokens stop working."""
+    _registry(settings).revoke(name)
+    click.echo(f"client {name} revoked")
+
+
+@client.command("rotate")
+@click.argument("name")
+@click.option(
+    "--overlap",
+    default="24h",
+    show_default=True,
+    help="How long the old token stays valid (e.g. 0, 30m, 24h, 7d).",
+)
+@click.pass_obj
+def client_rotate(settings: Settings, name: str, overlap: str) -> None:
+    """Give NAME a new token, the last line printed; the old one works for --overlap."""
+    token = _registry(settings).rotate(name, _duration(overlap))
+    click.echo(
+        f"client {name} has a new token (shown once); the old one works for {overlap}:", err=True
+    )
+    click.echo(token)
+
+
+def _registry(settings: Settings) -> ClientRegistry:
+    from hub.identity import ClientRegistry
+    from hub.store.repository import Store
+
+    return ClientRegistry(Store.from_url(settings.database_url))
+
+
+DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> timedelta:
+    number, unit = (text[:-1], text[-1]) if text[-1:] in DURATION_UNITS_S else (text, "s")
+    try:
+        return timedelta(seconds=float(number) * DURATION_UNITS_S[unit])
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is not a duration like 30m, 24h or 7d") from exc
 
 
 def _safe_url(url: str) -> str:

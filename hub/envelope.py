@@ -33,6 +33,33 @@ class Address:
         return cls(office=office, system=system)
 
 
+# Envelope headers that only the hub itself writes: what a verification found, who
+# filed a document (as its platform said), where a case came from, its deadline, who
+# signed, what mapped, and the broker's routing and retry headers (``hub-*``). An inbound
+# door refuses a caller that sends one (``is_reserved_header``); each door also keeps its
+# own allow-list of the route headers a caller may set.
+RESERVED_HEADERS = frozenset(
+    {
+        "signature-checks",
+        "forwarded-from",
+        "party",
+        "epuap-reply-to",
+        "edoreczenia-sender",
+        "statutory-deadline-days",
+        "signed-by",
+        "mapped-by",
+        "mapped-from",
+    }
+)
+RESERVED_PREFIX = "hub-"
+
+
+def is_reserved_header(name: str) -> bool:
+    """Whether ``name`` is an envelope header only the hub may write (case and ``_`` folded)."""
+    folded = name.strip().lower().replace("_", "-")
+    return folded in RESERVED_HEADERS or folded.startswith(RESERVED_PREFIX)
+
+
 def _frozen_headers(headers: Mapping[str, str] | None = None) -> Mapping[str, str]:
     return MappingProxyType(dict(headers or {}))
 

@@ -8,11 +8,13 @@
     ├── BrokerUnavailable           → the process waits and reconnects; nothing is lost
     ├── StoreUnavailable            → the unit of work is retried; nothing is acked
     ├── InboundUnavailable          → a polled channel failed; polled again next round
+    ├── ClientRegistryError         → a client command changes nothing (unknown or taken name)
     ├── RejectedInput               → the caller gets a clear fault; nothing is queued
     │   ├── MalformedDocument       (not XML, not parseable)
     │   ├── SchemaViolation         (carries the path of the offending element)
     │   ├── SignatureInvalid
-    │   └── UnroutableDocument      (nobody handles this document for that office)
+    │   ├── UnroutableDocument      (nobody handles this document for that office)
+    │   └── CaseNotFound            (names a case that is not the caller's office's)
     ├── MappingError                → dead letter
     └── DeliveryError
         ├── TransientDeliveryError  → retried with backoff
@@ -75,6 +77,12 @@ class InboundUnavailable(HubError):
     code = "inbound-unavailable"
 
 
+class ClientRegistryError(HubError):
+    """A change to the client registry cannot be made as asked; nothing was changed."""
+
+    code = "client-registry"
+
+
 class RejectedInput(HubError):
     """The input can never be processed as sent; the caller is told why."""
 
@@ -107,6 +115,15 @@ class UnroutableDocument(RejectedInput):
     """No route handles this document type for this addressee."""
 
     code = "unroutable"
+
+
+class CaseNotFound(RejectedInput):
+    """The document names a case that does not exist or belongs to another office.
+
+    Both are answered alike, so a caller learns nothing of other offices' cases.
+    """
+
+    code = "case-not-found"
 
 
 class MappingError(HubError):

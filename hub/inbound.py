@@ -28,13 +28,19 @@ def accept_into(store: Store) -> Accept:
         external_id: str | None = None,
         submitted_at: datetime | None = None,
         rejected_reason: str | None = None,
+        case_owner: str | None = None,
     ) -> str:
         if rejected_reason is not None:
             outcome = store.reject(
                 envelope, rejected_reason, external_id=external_id, submitted_at=submitted_at
             )
         else:
-            outcome = store.accept(envelope, external_id=external_id, submitted_at=submitted_at)
+            outcome = store.accept(
+                envelope,
+                external_id=external_id,
+                submitted_at=submitted_at,
+                case_owner=case_owner,
+            )
         log.info(
             "document_received",
             outcome=outcome.value,

@@ -69,7 +69,6 @@ class Settings:
     audit_checkpoint_s: float = 300.0
     breaker_failure_threshold: int = 5
     breaker_cool_down_s: float = 30.0
-    intake_token: str = ""
     keystore_dir: Path | None = None
     keystore_password: str = ""
     trust_store_dir: Path | None = None
@@ -88,8 +87,6 @@ class Settings:
     # the service catalogue carries statutory deadlines (an endpoint's region options may
     # set its own ``max_backlog_age_s``).
     alert_max_backlog_age_s: float = 3600.0
-    # Who may call the case API: ``name:portal|office=<id>:sha256-of-token`` entries.
-    case_api_clients: str = ""
     # Refused input is kept this long; ``hub quarantine prune`` removes what is older.
     quarantine_retention_days: int = 90
     # How often (at most) a running process looks whether the region file changed, and

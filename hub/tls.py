@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from hub.errors import ConfigurationError
 from hub.settings import Settings
 
@@ -139,21 +136,3 @@ def peer_certificate_sha256(environ: Mapping[str, Any]) -> str | None:
         return None
     return hashlib.sha256(der).hexdigest()
 
-
-def certificate_sha256(pem: bytes) -> str:
-    """The hex SHA-256 of a PEM certificate's DER: the fingerprint a client is known by.
-
-    Args:
-        pem: one certificate in PEM (the first, if the file holds a chain).
-
-    Returns:
-        The same fingerprint :func:`peer_certificate_sha256` gives for that certificate.
-
-    Raises:
-        ConfigurationError: ``pem`` holds no readable certificate.
-    """
-    try:
-        certificate = x509.load_pem_x509_certificate(pem)
-    except ValueError as exc:
-        raise ConfigurationError(f"not a PEM certificate: {exc}") from exc
-    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()

@@ -9,6 +9,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from hub.errors import HubError
+from hub.identity import Client, ClientRegistry
 from hub.logging import get_logger
 from hub.settings import Settings
 from hub.store.quarantine import (
@@ -19,10 +20,12 @@ from hub.store.quarantine import (
     sample_stream,
 )
 from hub.store.repository import Store
+from hub.tls import peer_certificate_sha256
 
 WEB_GROUP = "hub.web"
 KIB = 1024
 MIB = 1024 * KIB
+CLIENTS_EXTENSION = "hub_clients"
 # No inbound document is larger (ePUAP caps filings far below this); a bigger body is
 # refused before it is read into memory.
 MAX_REQUEST_BYTES = 64 * MIB
@@ -147,12 +150,60 @@ def _bound_request_body() -> None:
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge
 
+def client_registry() -> ClientRegistry:
+    """The app's client registry (every door's one source of who is calling)."""
+    registry: ClientRegistry = current_app.extensions[CLIENTS_EXTENSION]
+    return registry
+
+
+def bearer_token() -> str:
+    """The request's ``Authorization: Bearer`` token, or an empty string."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def calling_client(token: str | None = None) -> Client | None:
+    """The client the request's credential names.
+
+    Args:
+        token: a secret the door found elsewhere than the ``Authorization`` header.
+
+    Returns:
+        The client of the bearer token (or ``token``) when one is offered, else the
+        client of the verified TLS client certificate (mTLS), else None.
+    """
+    offered = bearer_token() if token is None else token
+    if offered:
+        return client_registry().authenticate(offered)
+    fingerprint = peer_certificate_sha256(request.environ)
+    return None if fingerprint is None else client_registry().by_certificate(fingerprint)
+
+
+def admit(
+    channel: str, api: str, token: str | None = None, credential: str = "bearer token"
+) -> Client | tuple[Response, int]:
+    """The calling client if it may call ``api``; else the refusal to answer, quarantined.
+
+    Every inbound HTTP door starts here, so who is calling is decided in one place: 401
+    ``unauthorized`` without a valid credential, 403 ``forbidden-api`` for a client that
+    may not call this API. A door whose caller cannot send a header passes the ``token``
+    it found elsewhere, and names that ``credential`` for the refusal.
+    """
+    client = calling_client(token)
+    if client is None:
+        return refuse(channel, 401, "unauthorized", f"a valid {credential} is required")
+    if not client.may_call(api):
+        detail = f"client {client.name} may not call the {api} API"
+        return refuse(channel, 403, "forbidden-api", detail)
+    return client
+
 
 def create_app(settings: Settings, store: Store | None = None) -> Flask:
     """Build the Flask app; plugins registered under ``hub.web`` add their routes."""
     app = Flask("hub")
     app.config["HUB_SETTINGS"] = settings
     app.config["HUB_STORE"] = store or Store.from_url(settings.database_url)
+    app.extensions[CLIENTS_EXTENSION] = ClientRegistry(app.config["HUB_STORE"])
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.before_request(_bound_request_body)
 

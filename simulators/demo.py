@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -35,7 +35,8 @@ from sqlalchemy import func, select
 
 from hub.broker.connection import close_quietly, connect, translate_broker_errors
 from hub.broker.topology import Topology
-from hub.errors import ConfigurationError, HubError
+from hub.errors import ClientRegistryError, ConfigurationError, HubError
+from hub.identity import ClientRegistry
 from hub.region import Region, load_region
 from hub.region_render import render_region
 from hub.settings import Settings
@@ -47,6 +48,7 @@ from hub.store.repository import Store
 from monitoring.auth import user_entry
 from simulators.epuap.documents import generate_pismo_ogolne
 from simulators.forms import (
+    DECIDING_SYSTEMS,
     FINANCE_SYSTEM,
     Decision,
     Filing,
@@ -287,7 +289,8 @@ class Demo:
         self.children: list[ChildProcess] = []
         self.urls: dict[str, str] = {}
         self.store = Store.from_url(settings.database_url)
-        self.intake_token = secrets.token_urlsafe(24)
+        # Each office's systems call the intake as that office's own client (made at start).
+        self.intake_tokens: dict[str, str] = {}
         # The demo's own dashboard login, made afresh each run and printed at start; a
         # configured dashboard_users is left in charge instead.
         self.dashboard_password = "" if settings.dashboard_users else secrets.token_urlsafe(12)
@@ -300,6 +303,7 @@ class Demo:
         self._reset_queues()
         self._declare_queues()
         upgrade_database(self.settings)
+        self.intake_tokens = self._office_clients()
         # Test certificates for the offices and the platform: every ePUAP call is signed.
         init_test_pki(self.settings.keys, self.settings.trust, ["hub", "epuap", *self.office_ids])
         simulators = {
@@ -427,9 +431,24 @@ class Demo:
             "HUB_KEYSTORE_DIR": str(self.settings.keys.resolve()),
             "HUB_TRUST_STORE_DIR": str(self.settings.trust.resolve()),
             "HUB_HTTP_PORT": str(self.http_port),
-            "HUB_INTAKE_TOKEN": self.intake_token,
             **self._dashboard_env(),
         }
+
+    def _office_clients(self) -> dict[str, str]:
+        """One intake client per office for its systems that answer; their tokens by office.
+
+        A demo database kept from an earlier run still has them: they get new tokens.
+        """
+        registry = ClientRegistry(self.store)
+        systems = sorted({"eod", "ksef", *(system for system, _ in DECIDING_SYSTEMS.values())})
+        tokens = {}
+        for office in self.office_ids:
+            name = f"demo-{office}"
+            try:
+                tokens[office] = registry.add(name, office, sources=systems)
+            except ClientRegistryError:
+                tokens[office] = registry.rotate(name, timedelta(0))
+        return tokens
 
     def _dashboard_env(self) -> dict[str, str]:
         if not self.dashboard_password:
@@ -640,7 +659,7 @@ class Demo:
                 data=invoice.document,
                 headers={
                     "Content-Type": "application/xml",
-                    "Authorization": f"Bearer {self.intake_token}",
+                    "Authorization": f"Bearer {self.intake_tokens[invoice.office.id]}",
                     "X-Hub-Source": "ksef",
                     "X-Hub-Office": invoice.office.id,
                     "Idempotency-Key": f"ksef-{invoice.ksef_number}",
@@ -755,7 +774,7 @@ class DecisionRound:
             headers={
                 "Content-Type": decision.content_type,
                 "X-Hub-Document-Type": decision.document_type,
-                "Authorization": f"Bearer {self._demo.intake_token}",
+                "Authorization": f"Bearer {self._demo.intake_tokens[filing.destination]}",
                 "X-Hub-Source": decision.system,
                 "X-Hub-Office": filing.destination,
                 "Idempotency-Key": f"decision-{filing.id}",

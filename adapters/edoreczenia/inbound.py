@@ -15,7 +15,7 @@ so further attachments are counted in a header but not carried.
 
 Channel options: ``token_url``, ``client_id``, ``client_secret`` (required);
 ``timeout_s``, ``concurrency`` (mailboxes drained at once, default 4), ``processed_label``;
-``webhook_secret`` turns on the webhook receiver (:mod:`adapters.edoreczenia.webhook`),
+``webhook = true`` turns on the webhook receiver (:mod:`adapters.edoreczenia.webhook`),
 which takes messages with the same code between polls.
 """
 

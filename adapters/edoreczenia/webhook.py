@@ -2,7 +2,7 @@
 
 After ``PUT /{eDeliveryAddress}/message_subscriptions`` (:func:`subscribe_offices`, or
 ``hub edoreczenia-subscribe --callback-base-url URL``), the service posts a
-``MessageStatement`` to ``POST /edoreczenia/notifications/<office_id>?token=<secret>``:
+``MessageStatement`` to ``POST /edoreczenia/notifications/<office_id>?token=<token>``:
 
 - ``{"eDeliveryAddress", "notificationType": "NewMessage", "notification": [{"id":
   messageId, "threadId"}]}``: the message is read and handed to ``accept`` by the very
@@ -15,18 +15,21 @@ After ``PUT /{eDeliveryAddress}/message_subscriptions`` (:func:`subscribe_office
   the kind and id the outbound adapter uses, so none is kept twice.
 
 The contract lets a subscription name only URLs, so the caller proves itself with the
-channel's ``webhook_secret`` in the URL's query (``token``), compared in constant time;
-without that option no route is registered. Refusals are RFC 7807 problem documents.
+token of a client of the hub's registry allowed the ``edoreczenia-webhook`` API, in the
+URL's query (``token``); ``hub edoreczenia-subscribe`` makes that client (or gives it a
+new token, the old one valid for a day while subscriptions are replaced) and puts the
+token in every callback URL. The channel turns the receiver on with ``webhook = true``;
+without it no route is registered. Refusals are RFC 7807 problem documents.
 The work is done before answering, bounded by the client's timeouts (a few calls on one
 message); polling stays the safety net for whatever a failed callback leaves behind.
 """
 
 from __future__ import annotations
 
-import hmac
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -36,14 +39,15 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from adapters.edoreczenia.client import EDoreczeniaClient
 from adapters.edoreczenia.contract import Evidence as PlatformEvidence
 from adapters.edoreczenia.inbound import channel_client, processed_label, take_message
-from hub.errors import ConfigurationError, HubError
+from hub.errors import ClientRegistryError, HubError
+from hub.identity import EDORECZENIA_WEBHOOK, REGION, Client, ClientRegistry
 from hub.inbound import accept_into
 from hub.logging import get_logger
 from hub.receipts import Evidence
 from hub.region import InboundConfig, Office, Region, load_region
 from hub.settings import Settings
 from hub.store.repository import Store
-from hub.web import problem, refuse
+from hub.web import admit, problem, refuse
 
 log = get_logger(__name__)
 
@@ -58,16 +62,18 @@ MAX_NOTIFICATION_BYTES = 64 * 1024
 # The contract declares 200 for callback answers; 202 says "taken", which the hub's
 # other intake answers too. Any 2xx counts as delivered for the simulator's notifier.
 ACKNOWLEDGED = 202
+WEBHOOK_CLIENT = "edoreczenia"
+# Mailboxes are resubscribed one by one: the token they were given stays valid meanwhile.
+RESUBSCRIBE_OVERLAP = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
 class WebhookService:
-    """What the receiver needs: the catalogue, the store, one UA API client, the secret."""
+    """What the receiver needs: the catalogue, the store, one UA API client."""
 
     region: Region
     store: Store
     client: EDoreczeniaClient
-    secret: str
     processed_label: str
     # record_receipt checks for the evidence id, then inserts: two callbacks about one
     # message in one process must not both pass the check. (The receipts table has no
@@ -95,7 +101,7 @@ def register(app: Flask) -> None:
     """Plug the webhook receiver into the hub's HTTP app (entry point ``hub.web``).
 
     Raises:
-        ConfigurationError: the channel sets ``webhook_secret`` but lacks a client option.
+        ConfigurationError: the channel sets ``webhook`` but lacks a client option.
     """
     settings: Settings = app.config["HUB_SETTINGS"]
     region = load_region(settings.region_path)
@@ -106,19 +112,18 @@ def register(app: Flask) -> None:
         region=region,
         store=app.config["HUB_STORE"],
         client=channel_client(channel, settings.delivery_timeout_s),
-        secret=str(channel.options["webhook_secret"]),
         processed_label=processed_label(channel.options),
     )
     app.register_blueprint(blueprint)
 
 
 def webhook_channel(region: Region) -> InboundConfig | None:
-    """The region's ``edoreczenia-poll`` channel if it sets a ``webhook_secret``, else None."""
+    """The region's ``edoreczenia-poll`` channel if it sets ``webhook = true``, else None."""
     channel = next((item for item in region.inbound if item.kind == CHANNEL_KIND), None)
     if channel is None:
         return None
-    if not channel.options.get("webhook_secret"):
-        log.info("edoreczenia_webhook_off", channel=channel.name, reason="no webhook_secret")
+    if channel.options.get("webhook") is not True:
+        log.info("edoreczenia_webhook_off", channel=channel.name, reason="webhook is not true")
         return None
     return channel
 
@@ -127,8 +132,14 @@ def webhook_channel(region: Region) -> InboundConfig | None:
 def notification(office_id: str) -> tuple[Response, int]:
     """Take one ``MessageStatement`` for ``office_id``'s mailbox; answer once it is handled."""
     service: WebhookService = current_app.extensions[EXTENSION_KEY]
-    if not _authenticated(service.secret):
-        return refuse(CHANNEL, 401, "unauthorized", f"a valid '{AUTH_QUERY_PARAMETER}' is required")
+    caller = admit(
+        CHANNEL,
+        EDORECZENIA_WEBHOOK,
+        token=request.args.get(AUTH_QUERY_PARAMETER, ""),
+        credential=f"'{AUTH_QUERY_PARAMETER}'",
+    )
+    if not isinstance(caller, Client):
+        return caller
     office = service.region.offices.get(office_id)
     if office is None or not office.edoreczenia_address:
         detail = f"office {office_id!r} has no e-Doręczenia mailbox"
@@ -238,26 +249,38 @@ def _statement_for(office: Office) -> Statement:
         raise MalformedStatement(f"the body is larger than {MAX_NOTIFICATION_BYTES} bytes")
     statement = parse_statement(request.get_json(silent=True))
     if statement.address != office.edoreczenia_address:
-        # The secret is the hub's, not the office's: the URL and the body must agree.
+        # The token is the platform's, not the office's: the URL and the body must agree.
         raise MalformedStatement(
             f"the notification is for {statement.address}, not office {office.id}'s mailbox"
         )
     return statement
 
 
-def _authenticated(secret: str) -> bool:
-    offered = request.args.get(AUTH_QUERY_PARAMETER, "")
-    return hmac.compare_digest(offered.encode(), secret.encode())
-
-
-def callback_url(base_url: str, office_id: str, secret: str) -> str:
-    """The URL e-Doręczenia calls for ``office_id``, carrying the secret in its query."""
+def callback_url(base_url: str, office_id: str, token: str) -> str:
+    """The URL e-Doręczenia calls for ``office_id``, carrying the token in its query."""
     path = NOTIFICATIONS_PATH.replace("<office_id>", quote(office_id, safe=""))
-    return f"{base_url.rstrip('/')}{path}?{urlencode({AUTH_QUERY_PARAMETER: secret})}"
+    return f"{base_url.rstrip('/')}{path}?{urlencode({AUTH_QUERY_PARAMETER: token})}"
+
+
+def webhook_token(registry: ClientRegistry, name: str = WEBHOOK_CLIENT) -> str:
+    """A fresh token of the webhook's client ``name``, made if it does not exist yet.
+
+    The registry keeps only tokens' digests, so subscribing mints a new one; an earlier
+    token stays valid for ``RESUBSCRIBE_OVERLAP``, while mailboxes are resubscribed.
+    """
+    try:
+        return registry.rotate(name, RESUBSCRIBE_OVERLAP)
+    except ClientRegistryError:
+        return registry.add(name, REGION, sources=["edoreczenia"], apis=[EDORECZENIA_WEBHOOK])
 
 
 def subscribe_offices(
-    channel: InboundConfig, region: Region, callback_base_url: str, *, timeout_s: float = 10.0
+    channel: InboundConfig,
+    region: Region,
+    callback_base_url: str,
+    token: str,
+    *,
+    timeout_s: float = 10.0,
 ) -> int:
     """Subscribe every office's mailbox to the hub's callbacks, for messages and evidences.
 
@@ -268,22 +291,19 @@ def subscribe_offices(
         How many mailboxes were subscribed.
 
     Raises:
-        ConfigurationError: the channel lacks ``webhook_secret`` or a client option.
+        ConfigurationError: the channel lacks a client option.
         TransientDeliveryError, PermanentDeliveryError: a subscription failed; the
             mailboxes before it are subscribed.
     """
-    secret = str(channel.options.get("webhook_secret") or "")
-    if not secret:
-        raise ConfigurationError(f"inbound channel {channel.name} needs option webhook_secret")
     offices = [office for office in region.offices.values() if office.edoreczenia_address]
     client = channel_client(channel, timeout_s)
     try:
         for office in offices:
-            url = callback_url(callback_base_url, office.id, secret)
+            url = callback_url(callback_base_url, office.id, token)
             subscription_id = client.subscribe(
                 office.edoreczenia_address, url, evidence_callback_url=url
             )
-            # Never the URL: it carries the secret.
+            # Never the URL: it carries the token.
             log.info("edoreczenia_subscribed", office=office.id, subscription_id=subscription_id)
     finally:
         client.close()
@@ -296,19 +316,28 @@ def subscribe_offices(
     required=True,
     help="The hub's URL as e-Doręczenia reaches it, e.g. https://hub.example.gov.pl",
 )
+@click.option(
+    "--client",
+    "client_name",
+    default=WEBHOOK_CLIENT,
+    show_default=True,
+    help="The registry's client e-Doręczenia calls as (made if missing, else given a new token).",
+)
 @click.pass_obj
-def edoreczenia_subscribe(settings: Settings, callback_base_url: str) -> None:
+def edoreczenia_subscribe(settings: Settings, callback_base_url: str, client_name: str) -> None:
     """Subscribe the offices' e-Doręczenia mailboxes to the hub's webhook."""
     region = load_region(settings.region_path)
     channel = webhook_channel(region)
     if channel is None:
-        raise click.ClickException(
-            f"the region has no {CHANNEL_KIND} channel with a webhook_secret"
-        )
+        raise click.ClickException(f"the region has no {CHANNEL_KIND} channel with webhook = true")
+    store = Store.from_url(settings.database_url)
     try:
+        token = webhook_token(ClientRegistry(store), client_name)
         count = subscribe_offices(
-            channel, region, callback_base_url, timeout_s=settings.delivery_timeout_s
+            channel, region, callback_base_url, token, timeout_s=settings.delivery_timeout_s
         )
     except HubError as exc:
         raise click.ClickException(exc.reason) from exc
+    finally:
+        store.close()
     click.echo(f"{count} e-Doręczenia mailbox(es) subscribed to {callback_base_url}")

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.envelope import Address, Envelope
-from hub.errors import StoreUnavailable
+from hub.errors import CaseNotFound, StoreUnavailable
 from hub.receipts import Evidence
 from hub.states import (
     CLAIMABLE_DELIVERY_STATUSES,
@@ -170,6 +170,16 @@ class AcceptOutcome(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInbound:
+    """What the store holds of an inbound document under its sender's id."""
+
+    message_id: str
+    body_sha256: str
+    status: str
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,14 +346,22 @@ class Store:
         *,
         external_id: str | None = None,
         submitted_at: datetime | None = None,
+        case_owner: str | None = None,
     ) -> AcceptOutcome:
         """Store an inbound document, its case and its outbox row in one transaction.
 
         ``external_id`` is the sender's identity of the document (e.g. the ePUAP
         mailbox, sending time and digest): a document seen before is not stored again.
+        ``case_owner`` is the office an authenticated caller acts for: the case the
+        document names must then exist and be that office's, checked (and, for a
+        forwarded document, moved) in this transaction.
+
+        Raises:
+            CaseNotFound: ``case_owner`` is given and the named case is not its; nothing
+                is stored.
         """
         return self._store_inbound(
-            envelope, MessageStatus.ACCEPTED, None, external_id, submitted_at
+            envelope, MessageStatus.ACCEPTED, None, external_id, submitted_at, case_owner
         )
 
     def reject(
@@ -359,19 +377,22 @@ class Store:
             envelope, MessageStatus.REJECTED, reason, external_id, submitted_at
         )
 
-    def _store_inbound(
+    def _store_inbound(  # noqa: PLR0917 (private; its two callers name what they pass)
         self,
         envelope: Envelope,
         status: MessageStatus,
         reason: str | None,
         external_id: str | None,
         submitted_at: datetime | None,
+        case_owner: str | None = None,
     ) -> AcceptOutcome:
         try:
             with self.transaction() as connection:
                 if external_id and _external_id_known(connection, external_id):
                     return AcceptOutcome.DUPLICATE
                 now = utcnow()
+                if case_owner is not None:
+                    _claim_case_of(connection, envelope.correlation_id, case_owner, now)
                 connection.execute(
                     INSERT_MESSAGE,
                     _message_values(
@@ -415,6 +436,23 @@ class Store:
         with self.reading() as connection:
             found = connection.scalar(SELECT_BY_EXTERNAL_ID, {"external_id": external_id})
             return None if found is None else str(found)
+
+    def inbound_by_external_id(self, external_id: str) -> StoredInbound | None:
+        """The document stored under the sender's ``external_id``: id, digest and status."""
+        with self.reading() as connection:
+            row = connection.execute(
+                select(
+                    MESSAGES.c.id,
+                    MESSAGES.c.body_sha256,
+                    MESSAGES.c.status,
+                    MESSAGES.c.status_reason,
+                ).where(MESSAGES.c.external_id == external_id)
+            ).first()
+        return (
+            None
+            if row is None
+            else StoredInbound(row.id, row.body_sha256, row.status, row.status_reason)
+        )
 
     def message_id_by_delivery_reference(self, external_reference: str) -> str | None:
         """The message whose delivery the destination registered as ``external_reference``."""
@@ -940,6 +978,19 @@ def _set_case_deadline(connection: Connection, message_id: str, days: int) -> No
             .where(CASES.c.id == case.id)
             .values(deadline_at=case.opened_at + timedelta(days=days))
         )
+
+
+def _claim_case_of(connection: Connection, case_id: str, office: str, now: datetime) -> None:
+    """Check that ``case_id`` is ``office``'s, locking its row for this transaction.
+
+    An update rather than a read: it takes the row's write lock, so a concurrent
+    forwarding of the same case waits for this transaction instead of racing it.
+    """
+    owned = connection.execute(
+        update(CASES).where(CASES.c.id == case_id, CASES.c.office == office).values(updated_at=now)
+    ).rowcount
+    if not owned:
+        raise CaseNotFound(f"no case {case_id} for office {office}")
 
 
 def _open_case(connection: Connection, envelope: Envelope, now: datetime) -> None:

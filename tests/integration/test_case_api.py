@@ -6,25 +6,22 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from adapters.portal.cases import client_entry
 from hub.envelope import Address, Envelope
+from hub.identity import ClientRegistry
 from hub.web import create_app
 
 PISMO = b'<w:Pismo xmlns:w="http://crd.gov.pl/wzor/2013/12/12/1410/"><w:T>wniosek</w:T></w:Pismo>'
 CITIZEN = "/jan-kowalski/skrytka"
-TOKENS = {"portal": "portal-token", "warszawa": "warszawa-eod-token", "pruszkow": "pruszkow-token"}
+TOKENS: dict[str, str] = {}
 
 
 @pytest.fixture
 def client(settings, store):
-    clients = ",".join(
-        [
-            client_entry("portal", "portal", TOKENS["portal"]),
-            client_entry("eod-146501_1", "office=146501_1", TOKENS["warszawa"]),
-            client_entry("eod-1421", "office=1421", TOKENS["pruszkow"]),
-        ]
-    )
-    return create_app(settings.replace(case_api_clients=clients), store).test_client()
+    registry = ClientRegistry(store)
+    TOKENS["portal"] = registry.add("portal", "portal")
+    TOKENS["warszawa"] = registry.add("eod-146501_1", "146501_1", sources=["eod"])
+    TOKENS["pruszkow"] = registry.add("eod-1421", "1421", sources=["eod"])
+    return create_app(settings, store).test_client()
 
 
 @pytest.fixture
@@ -97,16 +94,16 @@ def test_another_party_gets_the_same_404_as_a_case_that_does_not_exist(client, c
 
 
 @pytest.mark.parametrize(
-    ("headers", "body", "status", "code"),
+    ("caller", "body", "status", "code"),
     [
-        ({}, {"status": "assigned"}, 401, "unauthorized"),
-        ({"Authorization": "Bearer wrong"}, {"status": "assigned"}, 401, "unauthorized"),
-        (as_portal(), {"status": "assigned"}, 403, "forbidden"),
-        (as_office("warszawa"), {"status": "teleported"}, 422, "unknown-status"),
+        (dict, {"status": "assigned"}, 401, "unauthorized"),
+        (lambda: {"Authorization": "Bearer wrong"}, {"status": "assigned"}, 401, "unauthorized"),
+        (as_portal, {"status": "assigned"}, 403, "forbidden"),
+        (lambda: as_office("warszawa"), {"status": "teleported"}, 422, "unknown-status"),
     ],
 )
-def test_bad_reports_are_refused_with_a_code(client, case_id, headers, body, status, code):
-    response = client.post(f"/api/cases/{case_id}/status", json=body, headers=headers)
+def test_bad_reports_are_refused_with_a_code(client, case_id, caller, body, status, code):
+    response = client.post(f"/api/cases/{case_id}/status", json=body, headers=caller())
     assert response.status_code == status
     assert response.json["type"] == f"urn:hub:problem:{code}"
 

@@ -30,11 +30,13 @@ from adapters.edoreczenia.inbound import EDoreczeniaPollingInbound
 from adapters.edoreczenia.outbound import RECIPIENTS_HEADER, EDoreczeniaOutbound
 from adapters.edoreczenia.webhook import (
     EXTENSION_KEY,
+    WEBHOOK_CLIENT,
     callback_url,
     edoreczenia_subscribe,
     webhook_channel,
 )
 from hub.envelope import Address, Envelope
+from hub.identity import ClientRegistry
 from hub.inbound import accept_into
 from hub.region import EndpointConfig, InboundConfig, Region, load_region
 from hub.settings import Settings
@@ -147,7 +149,7 @@ url = "{simulator.url}/api/v1"
 token_url = "{simulator.url}/oauth2/token"
 client_id = "{CLIENT_ID}"
 client_secret = "{CLIENT_SECRET}"
-webhook_secret = "{WEBHOOK_SECRET}"
+webhook = true
 timeout_s = 5.0
 """,
         encoding="utf-8",
@@ -157,6 +159,10 @@ timeout_s = 5.0
 
 @pytest.fixture
 def hub_url(webhook_settings: Settings, store: Store) -> Iterator[str]:
+    # The platform's client; subscribing gives it a new token, this one still valid a day.
+    ClientRegistry(store).add(
+        WEBHOOK_CLIENT, "region", apis=["edoreczenia-webhook"], token=WEBHOOK_SECRET
+    )
     app = create_app(webhook_settings, store)
     assert EXTENSION_KEY in app.extensions, "the hub.web entry point registers the webhook"
     served = serve(app)

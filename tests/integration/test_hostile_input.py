@@ -20,6 +20,7 @@ from lxml import etree
 from adapters.eod.inbound import INTAKE_PATH
 from adapters.epuap.contract import SKRYTKA_BINDING, SKRYTKA_WSDL
 from adapters.epuap.esp import ESP_PATH
+from hub.identity import ClientRegistry
 from hub.signing.keystore import Keystore, init_keystore
 from hub.signing.wssecurity import sign_envelope, signing_key
 from hub.store.models import MessageRow
@@ -56,7 +57,7 @@ def region_path(region_path):
             "ws_security = true\n"
             '\n[[inbound]]\nname = "edoreczenia"\nkind = "edoreczenia-poll"\n'
             'url = "http://127.0.0.1:9/api/v1"\ntoken_url = "http://127.0.0.1:9/oauth2/token"\n'
-            f'client_id = "hub"\nclient_secret = "s"\nwebhook_secret = "{WEBHOOK_SECRET}"\n'
+            'client_id = "hub"\nclient_secret = "s"\nwebhook = true\n'
         )
     text = region_path.read_text(encoding="utf-8")
     # Give Warsaw an e-Doręczenia address, so its webhook exists.
@@ -73,11 +74,14 @@ def hostile_settings(settings):
     init_keystore(settings.keys, ["146501_1", "1421", "ePUAP-nadawca"])
     settings.trust.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(settings.keys / "ca.pem", settings.trust / "ca.pem")
-    return settings.replace(intake_token=TOKEN)
+    return settings
 
 
 @pytest.fixture
 def client(hostile_settings, store):
+    registry = ClientRegistry(store)
+    registry.add("portal-forms-146501_1", "146501_1", sources=["epuap-portal"], token=TOKEN)
+    registry.add("edoreczenia", "region", apis=["edoreczenia-webhook"], token=WEBHOOK_SECRET)
     return create_app(hostile_settings, store).test_client()
 
 
@@ -273,7 +277,7 @@ CASES = [
     Case(
         "intake-unknown-addressee",
         intake(PISMO, **{"X-Hub-Office": "999999_9"}),
-        "unknown-office",
+        "wrong-office",
         "quarantine",
         "999999_9",
     ),

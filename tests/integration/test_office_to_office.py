@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from adapters.eod.inbound import INTAKE_PATH
-from adapters.portal.cases import client_entry
 from hub.envelope import Address, Envelope
+from hub.identity import ClientRegistry
 from hub.web import create_app
 
 PISMO_OGOLNE = "http://crd.gov.pl/wzor/2013/12/12/1410/"
 PISMO = f'<w:Pismo xmlns:w="{PISMO_OGOLNE}"><w:T>Wniosek o zajęcie pasa</w:T></w:Pismo>'.encode()
 RASZYN, PRUSZKOW = "142106_2", "1421"
-TOKEN = "intake-token"
 CASE_TOKENS = {"portal": "portal-token", RASZYN: "raszyn-token", PRUSZKOW: "pruszkow-token"}
 
 
@@ -35,15 +34,11 @@ def region_path(tmp_path, eod):
 
 @pytest.fixture
 def http(settings, store):
-    clients = ",".join(
-        [
-            client_entry("portal", "portal", CASE_TOKENS["portal"]),
-            client_entry("eod-raszyn", f"office={RASZYN}", CASE_TOKENS[RASZYN]),
-            client_entry("eod-pruszkow", f"office={PRUSZKOW}", CASE_TOKENS[PRUSZKOW]),
-        ]
-    )
-    app = create_app(settings.replace(intake_token=TOKEN, case_api_clients=clients), store)
-    return app.test_client()
+    registry = ClientRegistry(store)
+    registry.add("portal", "portal", token=CASE_TOKENS["portal"])
+    registry.add("eod-raszyn", RASZYN, sources=["eod"], token=CASE_TOKENS[RASZYN])
+    registry.add("eod-pruszkow", PRUSZKOW, sources=["eod"], token=CASE_TOKENS[PRUSZKOW])
+    return create_app(settings, store).test_client()
 
 
 def forward(http, case_id, key="forward-1", to=PRUSZKOW):
@@ -52,7 +47,7 @@ def forward(http, case_id, key="forward-1", to=PRUSZKOW):
         data=PISMO,
         content_type="application/xml",
         headers={
-            "Authorization": f"Bearer {TOKEN}",
+            "Authorization": f"Bearer {CASE_TOKENS[RASZYN]}",
             "X-Hub-Source": "eod",
             "X-Hub-Office": RASZYN,
             "X-Hub-Forward-To": to,
@@ -77,7 +72,8 @@ def test_a_gmina_forwards_a_filing_to_its_powiat_and_the_case_moves_with_it(hub,
 
     answer = forward(http, filing.correlation_id)
     assert answer.status_code == 202, answer.json
-    assert forward(http, filing.correlation_id).json["outcome"] == "duplicate"
+    again = forward(http, filing.correlation_id)
+    assert (again.json, again.headers["Idempotent-Replayed"]) == (answer.json, "true")
     messages = hub.wait_until_settled(2)
 
     assert {row.status for row in messages} == {"delivered"}

@@ -18,6 +18,7 @@ from flask import request
 from sqlalchemy import select, update
 
 from hub.cli import cli
+from hub.identity import ClientRegistry
 from hub.store.quarantine import RefusedInput, quarantine, quarantined
 from hub.store.tables import AUDIT, QUARANTINE
 from hub.web import create_app, refuse
@@ -48,7 +49,8 @@ def region_path(region_path):
 
 @pytest.fixture
 def client(settings, store):
-    return create_app(settings.replace(intake_token=TOKEN), store).test_client()
+    ClientRegistry(store).add("eod-146501_1", "146501_1", sources=["eod"], token=TOKEN)
+    return create_app(settings, store).test_client()
 
 
 class UnreadableBody(io.RawIOBase):
@@ -86,7 +88,6 @@ def intake_headers(token):
         "Authorization": f"Bearer {token}",
         "Content-Type": "application/xml",
         "X-Hub-Office": "146501_1",
-        "Idempotency-Key": "k-1",
     }
 
 
@@ -111,7 +112,7 @@ def test_an_unauthenticated_refusal_keeps_only_digest_size_address_and_the_first
 
 
 def test_a_refusal_of_a_known_caller_keeps_what_it_sent(client, store):
-    # A valid token, but no X-Hub-Source: the caller is known, its mistake is kept whole.
+    # A valid token, but no Idempotency-Key: the caller is known, its mistake kept whole.
     response = client.post("/api/documents", data=BODY, headers=intake_headers(TOKEN))
 
     assert response.status_code == 400

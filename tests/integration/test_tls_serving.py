@@ -16,10 +16,15 @@ import sys
 
 import pytest
 import requests
+from sqlalchemy import select
 from tls_support import LOOPBACK, ROOT, TestPki, echo_server, hub_serve
 
+from hub.identity import ClientRegistry
 from hub.settings import Settings
 from hub.store.migrate import upgrade_database
+from hub.store.quarantine import quarantined
+from hub.store.repository import Store
+from hub.store.tables import MESSAGES
 
 
 @pytest.fixture
@@ -163,3 +168,43 @@ def test_hub_serve_refuses_to_start_with_a_key_that_is_not_the_certificates(pki,
     assert finished.returncode == 2
     assert "tls_certificate" in finished.stderr
     assert "cannot be used" in finished.stderr
+
+
+PISMO = b'<w:Pismo xmlns:w="http://crd.gov.pl/wzor/2013/12/12/1410/"><w:T>wniosek</w:T></w:Pismo>'
+
+
+def post_document(server, pki, client_certificate, key="pismo-1"):
+    return requests.post(
+        f"https://{LOOPBACK}:{server.port}/api/documents",
+        data=PISMO,
+        headers={"Content-Type": "application/xml", "Idempotency-Key": key},
+        verify=pki.server_ca.path,
+        cert=(client_certificate.certificate, client_certificate.private_key),
+        timeout=10,
+    )
+
+
+def test_an_mtls_call_passes_as_the_client_of_its_certificate_and_an_unknown_one_is_refused(
+    pki, hub_environment, running
+):
+    known = pki.client_ca.client("eod-warszawa")
+    unknown = pki.client_ca.client("eod-nieznany")  # the accepted CA's, but no client's
+    store = Store.from_url(hub_environment["HUB_DATABASE_URL"])
+    ClientRegistry(store).add(
+        "eod-146501_1", "146501_1", sources=["eod"], certificate_sha256=known.sha256
+    )
+    server = running(hub_serve, {**hub_environment, **tls_environment(pki, required=True)})
+
+    accepted = post_document(server, pki, known)
+    refused = post_document(server, pki, unknown, key="pismo-2")
+
+    assert accepted.status_code == 202, accepted.text
+    assert refused.status_code == 401
+    assert refused.json()["type"] == "urn:hub:problem:unauthorized"
+    with store.reading() as connection:
+        messages = connection.execute(select(MESSAGES.c.source, MESSAGES.c.destination)).all()
+    assert messages == [("eod", "146501_1")]  # the office its client acts for
+    assert [row.code for row in quarantined(store)] == ["unauthorized"]
+    with pytest.raises(ssl.SSLError, match=r"CERTIFICATE_REQUIRED|certificate required"):
+        handshake_and_get(server.port, pki.server_ca.path)
+    store.close()
