@@ -318,6 +318,46 @@ def quarantine_list(
     _echo_next(page)
 
 
+@quarantine.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    default=None,
+    metavar="AGE",
+    help="Remove what is older than AGE: days, hours or minutes, e.g. 30d, 12h "
+    "(default: settings quarantine_retention_days).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.pass_obj
+def quarantine_prune(settings: Settings, older_than: str | None, batch_size: int) -> None:
+    """Remove refused inputs older than the retention, in batches, each audited."""
+    from hub.store.quarantine import prune_quarantine
+    from hub.store.repository import Store
+
+    age = _age(older_than) if older_than else timedelta(days=settings.quarantine_retention_days)
+    received_before = datetime.now(UTC) - age
+    removed = prune_quarantine(
+        Store.from_url(settings.database_url),
+        received_before,
+        batch_size,
+        on_batch=lambda count: click.echo(f"removed {count} refused input(s)"),
+    )
+    cutoff = f"{received_before:%Y-%m-%d %H:%M:%S}"
+    click.echo(f"{removed} refused input(s) received before {cutoff} UTC removed")
+
+
+AGE_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def _age(text: str) -> timedelta:
+    amount, unit = text[:-1], text[-1:]
+    if unit not in AGE_UNITS or not amount.isdigit() or int(amount) < 1:
+        raise click.BadParameter(
+            f"{text!r} is not an age such as 90d, 12h or 30m", param_hint="--older-than"
+        )
+    return timedelta(**{AGE_UNITS[unit]: int(amount)})
+
+
 @dead.command("show")
 @click.argument("delivery_id")
 @click.pass_obj
@@ -525,12 +565,22 @@ def poll(settings: Settings, once: bool) -> None:
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.pass_obj
 def serve(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
-    """Serve the HTTP API and monitoring under gunicorn."""
+    """Serve the HTTP API and monitoring under gunicorn.
+
+    HTTPS with ``tls_certificate`` and ``tls_private_key``; client certificates (mTLS)
+    with ``tls_client_ca``, required with ``tls_require_client_certificate``.
+    """
     from hub.serving import serve as run_server
+    from hub.tls import tls_setup
     from hub.web import create_app
 
+    tls = tls_setup(settings)
     run_server(
-        create_app(settings), host or settings.http_host, port or settings.http_port, workers
+        create_app(settings),
+        host or settings.http_host,
+        port or settings.http_port,
+        workers,
+        tls=tls,
     )
 
 

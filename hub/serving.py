@@ -7,6 +7,8 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from hub.tls import TlsSetup
+
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
     """gunicorn driven from code, so ``hub serve`` needs no separate config file."""
@@ -26,16 +28,40 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         return self._app
 
 
-def serve(app: Flask, host: str, port: int, workers: int = 2, threads: int = 4) -> None:
-    """Serve ``app`` until interrupted (2 workers × 4 threads suits this 2-core machine)."""
-    GunicornServer(
-        app,
-        {
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "threads": threads,
-            "worker_class": "gthread",
-            "accesslog": None,
-            "loglevel": "warning",
-        },
-    ).run()
+def serve(
+    app: Flask,
+    host: str,
+    port: int,
+    workers: int = 2,
+    threads: int = 4,
+    *,
+    tls: TlsSetup | None = None,
+) -> None:
+    """Serve ``app`` until interrupted (2 workers × 4 threads suits this 2-core machine).
+
+    Args:
+        app: the hub's Flask app.
+        host: the address to bind.
+        port: the port to bind.
+        workers: gunicorn worker processes.
+        threads: threads per worker (the gthread worker).
+        tls: serve HTTPS (and ask for client certificates) as set up; None is plain HTTP.
+    """
+    GunicornServer(app, server_options(host, port, workers, threads, tls)).run()
+
+
+def server_options(
+    host: str, port: int, workers: int, threads: int, tls: TlsSetup | None
+) -> dict[str, Any]:
+    """gunicorn's settings for ``hub serve``: bind, workers, threads and TLS."""
+    options: dict[str, Any] = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "accesslog": None,
+        "loglevel": "warning",
+    }
+    if tls is not None:
+        options.update(tls.gunicorn_options())
+    return options

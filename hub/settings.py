@@ -38,6 +38,13 @@ class Settings:
     region_path: Path = field(default_factory=embedded_region_path)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # HTTPS for ``hub serve``: a PEM certificate (with its chain) and its private key.
+    # With ``tls_client_ca``, callers may present a client certificate that CA issued
+    # (mTLS); ``tls_require_client_certificate`` refuses the handshake without one.
+    tls_certificate: Path | None = None
+    tls_private_key: Path | None = None
+    tls_client_ca: Path | None = None
+    tls_require_client_certificate: bool = False
     log_format: str = "console"
     log_level: str = "info"
     prefetch: int = 20
@@ -92,6 +99,8 @@ class Settings:
     # the service catalogue carries statutory deadlines (an endpoint's region options may
     # set its own ``max_backlog_age_s``).
     alert_max_backlog_age_s: float = 3600.0
+    # Refused input is kept this long; ``hub quarantine prune`` removes what is older.
+    quarantine_retention_days: int = 90
     # How often (at most) a running process looks whether the region file changed, and
     # takes the new catalogue if it is valid; 0 keeps the region read at start.
     region_reload_s: float = 5.0
@@ -123,6 +132,8 @@ class Settings:
             )
         if self.region_reload_s < 0:
             raise ConfigurationError("region_reload_s must be 0 (never) or positive")
+        if self.quarantine_retention_days < 1:
+            raise ConfigurationError("quarantine_retention_days must be at least 1")
 
     @classmethod
     def load(
@@ -210,9 +221,22 @@ def _coerce(name: str, annotation: object, raw: Any) -> Any:
             return int(raw)
         if kind == "float":
             return float(raw)
+        if kind == "bool":
+            return _boolean(raw)
         if kind.startswith("tuple"):
             items = raw.split(",") if isinstance(raw, str) else raw
             return tuple(int(item) for item in items)
         return str(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"setting {name}: {raw!r} is not a valid {kind}") from exc
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(text)

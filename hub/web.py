@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from importlib.metadata import entry_points
 
 from flask import Flask, Response, current_app, jsonify, request
@@ -11,14 +12,41 @@ from hub.errors import HubError
 from hub.identity import Client, ClientRegistry
 from hub.logging import get_logger
 from hub.settings import Settings
-from hub.store.quarantine import RefusedInput, quarantine
+from hub.store.quarantine import (
+    UNAUTHENTICATED_KEPT_BODY_BYTES,
+    BodySample,
+    RefusedInput,
+    quarantine,
+    sample_stream,
+)
 from hub.store.repository import Store
+from hub.tls import peer_certificate_sha256
 
 WEB_GROUP = "hub.web"
+KIB = 1024
+MIB = 1024 * KIB
 CLIENTS_EXTENSION = "hub_clients"
 # No inbound document is larger (ePUAP caps filings far below this); a bigger body is
 # refused before it is read into memory.
-MAX_REQUEST_BYTES = 64 * 1024 * 1024
+MAX_REQUEST_BYTES = 64 * MIB
+# What a door takes when it carries no documents: notifications, case steps, forms.
+DEFAULT_REQUEST_BYTES = 64 * KIB
+# Every door's largest body, by path prefix (the longest matching prefix wins; a path
+# none names takes DEFAULT_REQUEST_BYTES). One table of the hub's URL space rather than
+# a decorator per view, so every door's bound reads in one place and a door added
+# without thought is bounded small. A body over its door's bound is refused 413 before
+# it is read.
+REQUEST_BODY_LIMITS: dict[str, int] = {
+    "/api/documents": MAX_REQUEST_BYTES,  # the domain intake: offices' documents
+    # The ESP: an ePUAP filing of up to 20 MiB travels base64-encoded (4/3) in SOAP, so
+    # the door lets such a filing reach the ESP, which answers it with its own fault.
+    "/epuap/esp": 32 * MIB,
+    "/edoreczenia/": 64 * KIB,  # the e-Doręczenia webhook: one MessageStatement
+    "/api/cases/": 64 * KIB,  # the case API: a status step
+}
+NO_BODY = BodySample(start=b"", size=0, sha256=hashlib.sha256(b"").hexdigest())
+# A 401-type refusal: the caller offered no valid credential, so it is nobody known.
+UNAUTHENTICATED_STATUS = 401
 
 log = get_logger(__name__)
 
@@ -38,25 +66,49 @@ def problem(status: int, code: str, detail: str) -> tuple[Response, int]:
 
 
 def refuse(channel: str, status: int, code: str, detail: str) -> tuple[Response, int]:
-    """Quarantine the current request with its reason and answer it with a problem."""
-    quarantine_request(channel, code, detail)
+    """Quarantine the current request with its reason and answer it with a problem.
+
+    A 401 refusal (no valid credential) keeps only the body's digest, size and start.
+    """
+    authenticated = status != UNAUTHENTICATED_STATUS
+    quarantine_request(channel, code, detail, authenticated=authenticated)
     return problem(status, code, detail)
 
 
-def quarantine_request(channel: str, code: str, reason: str, *, with_body: bool = True) -> None:
+def quarantine_request(
+    channel: str,
+    code: str,
+    reason: str,
+    *,
+    with_body: bool = True,
+    authenticated: bool = True,
+) -> None:
     """Keep the current request as refused input; a store outage is logged, not raised.
 
     The caller has its answer either way: the refusal must not turn into a 500 because
     the quarantine could not be written.
+
+    Args:
+        channel: the door that refused it.
+        code: the error code answered.
+        reason: why it was refused.
+        with_body: False keeps no body at all (one too large to read).
+        authenticated: False for a caller with no valid credential: of its body only
+            the digest, the size and the first 4 KiB are kept, read without holding
+            the whole body in memory.
     """
     store: Store = current_app.config["HUB_STORE"]
+    sample = _body_sample(with_body=with_body, authenticated=authenticated)
     refused = RefusedInput(
         channel=channel,
         code=code,
         reason=reason,
-        body=request.get_data(cache=True) if with_body else b"",
+        body=sample.start,
         content_type=request.content_type,
         remote_address=request.remote_addr,
+        authenticated=authenticated,
+        size=sample.size,
+        sha256=sample.sha256,
     )
     try:
         quarantine(store, refused)
@@ -64,6 +116,39 @@ def quarantine_request(channel: str, code: str, reason: str, *, with_body: bool 
         log.warning("quarantine_failed", channel=channel, code=code, reason=exc.reason)
     log.info("input_quarantined", channel=channel, code=code, reason=reason)
 
+
+def _body_sample(*, with_body: bool, authenticated: bool) -> BodySample:
+    if not with_body:
+        return NO_BODY
+    if authenticated:
+        body = request.get_data(cache=True)
+        return BodySample(start=body, size=len(body), sha256=hashlib.sha256(body).hexdigest())
+    # The view may have read the body already (then this is werkzeug's cached copy);
+    # otherwise it is streamed through the digest, never held whole for a stranger.
+    return sample_stream(request._get_stream_for_parsing(), UNAUTHENTICATED_KEPT_BODY_BYTES)
+
+
+def request_body_limit(path: str) -> int:
+    """The largest body the door at ``path`` takes (``REQUEST_BODY_LIMITS``).
+
+    Args:
+        path: the request's path.
+
+    Returns:
+        The limit in bytes of the longest matching prefix, else ``DEFAULT_REQUEST_BYTES``.
+    """
+    matching = [prefix for prefix in REQUEST_BODY_LIMITS if path.startswith(prefix)]
+    if not matching:
+        return DEFAULT_REQUEST_BYTES
+    return REQUEST_BODY_LIMITS[max(matching, key=len)]
+
+
+def _bound_request_body() -> None:
+    # Flask 3.1 takes a per-request limit: werkzeug then stops a chunked body at it too.
+    limit = request_body_limit(request.path)
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge
 
 def client_registry() -> ClientRegistry:
     """The app's client registry (every door's one source of who is calling)."""
@@ -78,8 +163,20 @@ def bearer_token() -> str:
 
 
 def calling_client(token: str | None = None) -> Client | None:
-    """The client the request's credential names (its bearer token, or ``token``)."""
-    return client_registry().authenticate(bearer_token() if token is None else token)
+    """The client the request's credential names.
+
+    Args:
+        token: a secret the door found elsewhere than the ``Authorization`` header.
+
+    Returns:
+        The client of the bearer token (or ``token``) when one is offered, else the
+        client of the verified TLS client certificate (mTLS), else None.
+    """
+    offered = bearer_token() if token is None else token
+    if offered:
+        return client_registry().authenticate(offered)
+    fingerprint = peer_certificate_sha256(request.environ)
+    return None if fingerprint is None else client_registry().by_certificate(fingerprint)
 
 
 def admit(
@@ -108,10 +205,13 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.config["HUB_STORE"] = store or Store.from_url(settings.database_url)
     app.extensions[CLIENTS_EXTENSION] = ClientRegistry(app.config["HUB_STORE"])
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.before_request(_bound_request_body)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_error: RequestEntityTooLarge) -> tuple[Response, int]:
-        detail = f"the request is larger than {MAX_REQUEST_BYTES} bytes"
+        detail = f"the request is larger than {request_body_limit(request.path)} bytes"
+        if request.content_length is not None:
+            detail += f" (it declares {request.content_length})"
         quarantine_request(request.path, "too-large", detail, with_body=False)
         return problem(413, "too-large", detail)
 
