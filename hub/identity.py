@@ -285,6 +285,8 @@ def _checked_client(
         raise ClientRegistryError(f"client {name!r} calls the intake: name its --source")
     if role is not None and role not in MONITORING_ROLES:
         raise ClientRegistryError(f"role must be one of {', '.join(MONITORING_ROLES)}")
+    if MONITORING in client.apis and client.is_portal:
+        raise ClientRegistryError("the monitoring API is the region's and the offices'")
     if MONITORING in client.apis and role is None:
         raise ClientRegistryError(f"client {name!r} calls the monitoring API: give it a --role")
     return client

@@ -75,8 +75,6 @@ class Settings:
     # The dashboard's people: "name:role:password-hash" entries (role viewer, operator or
     # admin; the hash from ``hub dashboard-user``), separated by commas or whitespace.
     dashboard_users: str = ""
-    # Bearer tokens for the dashboard's JSON API: "name:role:sha256-of-token" entries.
-    dashboard_tokens: str = ""
     # Signs session cookies; empty means a random key per start (sessions end on restart).
     dashboard_secret_key: str = ""
     # "auto": the session cookie is Secure and __Host- prefixed when the request came over

@@ -9,9 +9,10 @@ region-wide). People log in with a password; machines reading the JSON API send
 
 ``dashboard_users`` holds ``name:role:hash`` entries, or ``name:role@office:hash`` for
 a person of one office (the line ``hub dashboard-user`` prints, the password hashed with
-werkzeug's scrypt); ``dashboard_tokens`` holds ``name:role:sha256hex`` entries (with the
-same ``@office``): a token is long and random, so a fast hash is enough, and a bearer
-request then costs no deliberately slow password hash.
+werkzeug's scrypt). Machines are clients of the hub's one client registry
+(``hub client add NAME --office ID|region --api monitoring --role viewer``): a client
+acting for an office is scoped to it as a person of that office is, one acting for the
+region sees every office.
 
 A login starts a session kept in the store (:mod:`monitoring.logins`): it lasts
 ``dashboard_session_lifetime_s``, ends after ``dashboard_session_idle_s`` without a
@@ -21,8 +22,6 @@ Failed logins are throttled per account and per address, across every worker.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -51,11 +50,12 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from hub.errors import ConfigurationError
+from hub.identity import MONITORING
 from hub.logging import get_logger
 from hub.region import load_region
 from hub.settings import Settings
 from hub.store.repository import Store
-from hub.web import problem
+from hub.web import client_registry, problem
 from monitoring.logins import DashboardSessions, LoginThrottle
 
 blueprint = Blueprint("auth", __name__)
@@ -171,12 +171,6 @@ def user_entry(name: str, role: str, password: str, office: str | None = None) -
     return f"{name}:{scoped}:{generate_password_hash(password, method='scrypt')}"
 
 
-def token_entry(name: str, role: str, token: str, office: str | None = None) -> str:
-    """The ``dashboard_tokens`` entry for a machine's bearer token."""
-    scoped = _scoped(role, office)
-    return f"{name}:{scoped}:{hashlib.sha256(token.encode()).hexdigest()}"
-
-
 def _scoped(role: str, office: str | None) -> str:
     scoped = f"{role}@{office}" if office else role
     parse_scoped_role(scoped)
@@ -185,17 +179,14 @@ def _scoped(role: str, office: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Accounts:
-    """The people and the tokens of one app, parsed once from the settings."""
+    """The people of one app, parsed once from the settings."""
 
     people: Mapping[str, Account]
-    tokens: Mapping[str, Account]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Accounts:
-        """Parse ``dashboard_users`` and ``dashboard_tokens``."""
-        return cls(
-            parse_accounts(settings.dashboard_users), parse_accounts(settings.dashboard_tokens)
-        )
+        """Parse ``dashboard_users``."""
+        return cls(parse_accounts(settings.dashboard_users))
 
     def check_password(self, name: str, password: str) -> Account | None:
         """The person if ``password`` is theirs, else None."""
@@ -203,13 +194,6 @@ class Accounts:
         matches = check_password_hash(account.secret_hash if account else _DUMMY_HASH, password)
         return account if account is not None and matches else None
 
-    def check_token(self, token: str) -> Account | None:
-        """The machine whose token this is, else None (compared in constant time)."""
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        for account in self.tokens.values():
-            if hmac.compare_digest(account.secret_hash, digest):
-                return account
-        return None
 
 
 class HubSessionInterface(SecureCookieSessionInterface):
@@ -272,11 +256,18 @@ def _accounts() -> Accounts:
 
 
 def bearer_account(incoming: Request) -> Account | None:
-    """The machine whose bearer token the request carries, if the token is valid."""
+    """The client whose bearer token the request carries, if it may call the monitoring API.
+
+    Only a bearer token counts here, never a client certificate alone: a browser offers
+    its certificate by itself, and the CSRF check trusts requests that carry a token.
+    """
     scheme, _, token = incoming.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
-    return _accounts().check_token(token.strip())
+    client = client_registry().authenticate(token.strip())
+    if client is None or not client.may_call(MONITORING) or client.role is None:
+        return None
+    return Account(client.name, Role.parse(client.role), secret_hash="", office=client.office)
 
 
 def current_account() -> Account | None:

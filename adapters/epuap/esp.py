@@ -135,8 +135,36 @@ def receive() -> Response:
     except EspRefusal as refusal:
         log.info("esp_refused", code=refusal.code, reason=refusal.reason)
         if not refusal.stored_as_message:
-            quarantine_request(CHANNEL, f"wyjatek-{refusal.code}", refusal.reason)
+            quarantine_request(
+                CHANNEL,
+                f"wyjatek-{refusal.code}",
+                refusal.reason,
+                authenticated=refusal.authenticated,
+            )
         return _soap_fault(refusal)
+
+
+def _authenticated_envelope(service: EspService, raw: bytes) -> etree._Element:
+    """The SOAP envelope, once its WS-Security signature proved it ePUAP's.
+
+    Raises:
+        EspRefusal: not a SOAP request, or not ePUAP's; marked unauthenticated, so the
+            quarantine keeps only the start of what a stranger sent.
+    """
+    try:
+        _check_media_type()
+        envelope = _parse_envelope(raw)
+        _check_ws_security(service, envelope)
+    except EspRefusal as refusal:
+        refusal.authenticated = False
+        raise
+    return envelope
+
+
+def _check_media_type() -> None:
+    if request.mimetype not in SOAP_MEDIA_TYPES:
+        detail = f"a SOAP 1.1 request is text/xml; this one declares {request.mimetype!r}"
+        raise EspRefusal(CODE_MALFORMED_REQUEST, detail)
 
 
 class EspRefusal(HubError):
@@ -155,14 +183,12 @@ class EspRefusal(HubError):
         self.fault_code = fault_code
         # A document that was readable is kept as a rejected message, not quarantined.
         self.stored_as_message = stored_as_message
+        # Until its WS-Security signature verified, a caller is nobody the hub knows.
+        self.authenticated = True
 
 
 def _receive(service: EspService, raw: bytes) -> dict[str, Any]:
-    if request.mimetype not in SOAP_MEDIA_TYPES:
-        detail = f"a SOAP 1.1 request is text/xml; this one declares {request.mimetype!r}"
-        raise EspRefusal(CODE_MALFORMED_REQUEST, detail)
-    envelope = _parse_envelope(raw)
-    _check_ws_security(service, envelope)
+    envelope = _authenticated_envelope(service, raw)
     try:
         request_values = service.binding.get("nadaj").input.deserialize(envelope)
     except (zeep.exceptions.Error, ValueError) as exc:

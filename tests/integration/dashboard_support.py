@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 from datetime import timedelta
 
 from hub.envelope import Address, Envelope
-from hub.errors import PermanentDeliveryError, TransientDeliveryError
+from hub.errors import ClientRegistryError, PermanentDeliveryError, TransientDeliveryError
+from hub.identity import ClientRegistry
 from hub.receipts import Evidence
 from hub.store.repository import AwaitedReceipt, PlannedDelivery, SignatureCheck, utcnow
-from monitoring.auth import token_entry, user_entry
+from monitoring.auth import user_entry
 from simulators.epuap.documents import generate_pismo_ogolne
 
 PISMO_OGOLNE = "http://crd.gov.pl/wzor/2013/12/12/1410/"
@@ -21,19 +23,23 @@ VIEWER_TOKEN = "viewer-token-0123456789abcdef"
 OPERATOR_TOKEN = "operator-token-0123456789abcdef"
 # Hashing with scrypt takes a while; the entries are made once per test session.
 USERS = ",".join(user_entry(name, ROLES[name], password) for name, password in PASSWORDS.items())
-TOKENS = ",".join(
-    [
-        token_entry("grafana", "viewer", VIEWER_TOKEN),
-        token_entry("robot", "operator", OPERATOR_TOKEN),
-    ]
-)
+# The monitoring API's machines: clients of the registry acting for the region.
+ROBOTS = {"grafana": ("viewer", VIEWER_TOKEN), "robot": ("operator", OPERATOR_TOKEN)}
 
 
-def with_accounts(settings):
-    """``settings`` with the test people and tokens."""
-    return settings.replace(
-        dashboard_users=USERS, dashboard_tokens=TOKENS, dashboard_secret_key="test-secret"
-    )
+def with_accounts(settings, store):
+    """``settings`` with the test people, and the test robots registered in ``store``."""
+    register_robots(store, ROBOTS)
+    return settings.replace(dashboard_users=USERS, dashboard_secret_key="test-secret")
+
+
+def register_robots(store, robots, acts_for="region"):
+    """Register monitoring clients ``{name: (role, token)}`` once in ``store``."""
+    registry = ClientRegistry(store)
+    for name, (role, token) in robots.items():
+        # An earlier app over the same store may have registered them.
+        with contextlib.suppress(ClientRegistryError):
+            registry.add(name, acts_for, apis=["monitoring"], role=role, token=token)
 
 
 def bearer(token=VIEWER_TOKEN):

@@ -186,7 +186,7 @@ def test_hub_alerts_once_evaluates_and_prints(settings, store, monkeypatch):
 def test_the_alerts_api_and_page_show_the_log(settings, store, evaluator):
     kill(store, accept_and_route(store))
     evaluator.evaluate()
-    app = create_app(with_accounts(settings), store)
+    app = create_app(with_accounts(settings, store), store)
     client = app.test_client()
     [alert] = client.get("/api/alerts", headers=bearer()).json["alerts"]
     assert (alert["rule"], alert["state"]) == ("dead-letters", "firing")

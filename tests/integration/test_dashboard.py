@@ -31,7 +31,7 @@ def traffic(store):
 
 @pytest.fixture
 def app(settings, store):
-    return create_app(with_accounts(settings), store)
+    return create_app(with_accounts(settings, store), store)
 
 
 @pytest.fixture
@@ -202,7 +202,7 @@ def test_queue_depths_come_from_rabbitmq(client, hub):
 
 def test_queue_depths_answer_503_when_the_broker_is_down(settings, store):
     down = settings.replace(amqp_url="amqp://guest:guest@127.0.0.1:1/%2F")
-    client = create_app(with_accounts(down), store).test_client()
+    client = create_app(with_accounts(down, store), store).test_client()
     response = client.get("/api/queues", headers=bearer())
     assert response.status_code == 503
     assert response.json["type"] == "urn:hub:problem:broker-unavailable"

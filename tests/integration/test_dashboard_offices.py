@@ -9,7 +9,7 @@ below their role (403), and the store is unchanged; their own office's work goes
 from __future__ import annotations
 
 import pytest
-from dashboard_support import csrf_token
+from dashboard_support import csrf_token, register_robots
 from office_traffic import RADOM, WARSAW, dead_letter, write_two_office_region
 from sqlalchemy import func, select
 
@@ -18,7 +18,7 @@ from hub.store.models import AuditRow, DeliveryRow
 from hub.store.quarantine import RefusedInput, quarantine
 from hub.web import create_app
 from monitoring.alerts import AlertEvaluator
-from monitoring.auth import token_entry, user_entry
+from monitoring.auth import user_entry
 
 PASSWORDS = {"wanda": "warsaw-operator", "wiktor": "warsaw-viewer", "otto": "region-operator"}
 USERS = ",".join(
@@ -29,7 +29,6 @@ USERS = ",".join(
     ]
 )
 WARSAW_TOKEN = "warsaw-robot-token-0123456789"
-TOKENS = token_entry("warsaw-robot", "operator", WARSAW_TOKEN, office=WARSAW)
 
 
 @pytest.fixture
@@ -39,9 +38,8 @@ def region_path(tmp_path):
 
 @pytest.fixture
 def app(settings, store):
-    accounts = settings.replace(
-        dashboard_users=USERS, dashboard_tokens=TOKENS, dashboard_secret_key="test-secret"
-    )
+    register_robots(store, {"warsaw-robot": ("operator", WARSAW_TOKEN)}, acts_for=WARSAW)
+    accounts = settings.replace(dashboard_users=USERS, dashboard_secret_key="test-secret")
     return create_app(accounts, store)
 
 

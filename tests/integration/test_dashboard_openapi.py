@@ -25,7 +25,7 @@ def contract():
 
 @pytest.fixture
 def client(settings, store, hub):
-    return create_app(with_accounts(settings), store).test_client()
+    return create_app(with_accounts(settings, store), store).test_client()
 
 
 def check(contract, response):

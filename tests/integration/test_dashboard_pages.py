@@ -25,7 +25,7 @@ from hub.web import create_app
 
 @pytest.fixture
 def client(settings, store):
-    return create_app(with_accounts(settings), store).test_client()
+    return create_app(with_accounts(settings, store), store).test_client()
 
 
 def pages(fetch):

@@ -233,7 +233,7 @@ def test_a_upd_that_has_not_come_by_its_deadline_is_flagged_late_until_it_comes(
         "epuap@146501_1",
     )
     api = (
-        create_app(with_accounts(settings), hub.store)
+        create_app(with_accounts(settings, hub.store), hub.store)
         .test_client()
         .get("/api/receipts/late", headers=bearer())
         .json

@@ -22,7 +22,7 @@ def test_summary_and_trace_show_what_the_store_holds(settings, store):
         document_type="t", source="epuap", destination=Address("1421"), body=b"<a/>"
     )
     store.accept(envelope)
-    client = create_app(with_accounts(settings), store).test_client()
+    client = create_app(with_accounts(settings, store), store).test_client()
 
     assert client.get("/healthz").json == {"status": "ok"}
     assert client.get("/api/summary", headers=bearer()).json == {
@@ -35,7 +35,7 @@ def test_summary_and_trace_show_what_the_store_holds(settings, store):
 
 
 def test_an_unknown_message_is_a_problem_404(settings, store):
-    client = create_app(with_accounts(settings), store).test_client()
+    client = create_app(with_accounts(settings, store), store).test_client()
     response = client.get(f"/api/messages/{uuid.uuid4()}", headers=bearer())
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"

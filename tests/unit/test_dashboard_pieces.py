@@ -10,7 +10,7 @@ import pytest
 from hub.errors import ConfigurationError
 from hub.settings import Settings
 from hub.store.pages import BadCursor, Cursor, bounded, page_of
-from monitoring.auth import Accounts, Role, parse_accounts, token_entry, user_entry
+from monitoring.auth import Accounts, Role, parse_accounts, user_entry
 from monitoring.masking import mask_details, mask_text, mask_words, sender_of, viewer_headers
 from monitoring.queries import percentiles
 from monitoring.scope import Scope
@@ -19,15 +19,13 @@ from simulators.epuap.documents import generate_pismo_ogolne
 
 def test_accounts_are_read_from_the_settings_with_hashed_passwords():
     users = ",\n".join([user_entry("anna", "operator", "s3cret"), user_entry("jan", "viewer", "x")])
-    settings = Settings(dashboard_users=users, dashboard_tokens=token_entry("ci", "viewer", "tok"))
+    settings = Settings(dashboard_users=users)
     accounts = Accounts.from_settings(settings)
 
     assert "s3cret" not in users
     assert accounts.check_password("anna", "s3cret").role is Role.OPERATOR
     assert accounts.check_password("anna", "wrong") is None
     assert accounts.check_password("nobody", "s3cret") is None
-    assert accounts.check_token("tok").name == "ci"
-    assert accounts.check_token("other") is None
 
 
 def test_the_settings_take_dashboard_users_from_the_environment():
@@ -41,8 +39,6 @@ def test_an_account_may_be_scoped_to_one_office_and_an_admin_may_not():
     assert entry.startswith("wanda:operator@146501_1:scrypt:")
     wanda = parse_accounts(entry)["wanda"]
     assert (wanda.role, wanda.office, wanda.region_wide) == (Role.OPERATOR, "146501_1", False)
-    robot = parse_accounts(token_entry("robot", "viewer", "tok", office="146301_1"))["robot"]
-    assert robot.office == "146301_1"
     assert parse_accounts("v:viewer:h")["v"].region_wide
     with pytest.raises(ConfigurationError):
         user_entry("root", "admin", "pw", office="146501_1")
