@@ -619,6 +619,11 @@ def client() -> None:
     default=None,
     help="A PEM client certificate that identifies it over mTLS.",
 )
+@click.option(
+    "--adopt-token",
+    is_flag=True,
+    help="Read the token the system already holds from standard input instead of making one.",
+)
 @click.pass_obj
 def client_add(
     settings: Settings,
@@ -629,8 +634,13 @@ def client_add(
     apis: tuple[str, ...],
     role: str | None,
     certificate: Path | None,
+    adopt_token: bool,
 ) -> None:
-    """Register client NAME; its token is the last line printed (shown once, kept hashed)."""
+    """Register client NAME; its token is the last line printed (shown once, kept hashed).
+
+    With --adopt-token the system keeps the token it has (moving from a shared token):
+    it is read from standard input, and only its digest is kept.
+    """
     from hub.identity import PORTAL, REGION, certificate_fingerprint
     from hub.region import load_region
 
@@ -641,15 +651,18 @@ def client_add(
         raise click.BadParameter(
             f"{acts_for!r} is not an office of the catalogue", param_hint="--office"
         )
+    adopted = sys.stdin.readline().strip() if adopt_token else None
+    if adopt_token and not adopted:
+        raise click.UsageError("--adopt-token reads the token from standard input; none came")
+    fingerprint = certificate_fingerprint(certificate.read_bytes()) if certificate else None
     token = _registry(settings).add(
         name,
         acts_for,
         sources=sources,
         apis=apis or None,
         role=role,
-        certificate_sha256=certificate_fingerprint(certificate.read_bytes())
-        if certificate
-        else None,
+        certificate_sha256=fingerprint,
+        token=adopted,
     )
     click.echo(f"client {name} added for {acts_for}; its token (shown once):", err=True)
     click.echo(token)

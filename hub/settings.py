@@ -22,6 +22,15 @@ ENV_PREFIX = "HUB_"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
+# Settings earlier versions read, and what took their place: a process that still finds
+# one refuses to start, rather than leave its callers locked out without a word.
+RETIRED_SETTINGS = {
+    "intake_token": "the client registry (hub client add; README, 'Who may call the hub')",
+    "case_api_clients": "the client registry (hub client add; README, 'Who may call the hub')",
+    "dashboard_tokens": "clients with --api monitoring (hub client add)",
+}
+
+
 def embedded_region_path() -> Path:
     """The sample region shipped inside the package (offices, endpoints, routes)."""
     return Path(str(resources.files("hub") / "defaults" / "region.toml"))
@@ -145,6 +154,12 @@ class Settings:
         environ = os.environ if environ is None else environ
         path = config_path or _path_or_none(environ.get(f"{ENV_PREFIX}CONFIG"))
         values: dict[str, Any] = _read_toml(path) if path else {}
+        _refuse_retired(
+            [
+                *values,
+                *(key[len(ENV_PREFIX) :].lower() for key in environ if key.startswith(ENV_PREFIX)),
+            ]
+        )
         values.update(_from_environment(environ))
         return cls.from_mapping(values)
 
@@ -178,6 +193,13 @@ class Settings:
     def is_sqlite(self) -> bool:
         """Whether the store is SQLite (one writer at a time, file under ``var_dir``)."""
         return self.database_url.startswith("sqlite")
+
+
+def _refuse_retired(names: list[str]) -> None:
+    retired = sorted(set(names) & set(RETIRED_SETTINGS))
+    if retired:
+        moves = "; ".join(f"{name} -> {RETIRED_SETTINGS[name]}" for name in retired)
+        raise ConfigurationError(f"settings no longer read: {moves}")
 
 
 def _path_or_none(text: str | None) -> Path | None:

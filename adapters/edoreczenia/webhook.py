@@ -39,7 +39,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from adapters.edoreczenia.client import EDoreczeniaClient
 from adapters.edoreczenia.contract import Evidence as PlatformEvidence
 from adapters.edoreczenia.inbound import channel_client, processed_label, take_message
-from hub.errors import ClientRegistryError, HubError
+from hub.errors import ClientRegistryError, ConfigurationError, HubError
 from hub.identity import EDORECZENIA_WEBHOOK, REGION, Client, ClientRegistry
 from hub.inbound import accept_into
 from hub.logging import get_logger
@@ -118,10 +118,19 @@ def register(app: Flask) -> None:
 
 
 def webhook_channel(region: Region) -> InboundConfig | None:
-    """The region's ``edoreczenia-poll`` channel if it sets ``webhook = true``, else None."""
+    """The region's ``edoreczenia-poll`` channel if it sets ``webhook = true``, else None.
+
+    Raises:
+        ConfigurationError: the channel still names the retired ``webhook_secret``.
+    """
     channel = next((item for item in region.inbound if item.kind == CHANNEL_KIND), None)
     if channel is None:
         return None
+    if "webhook_secret" in channel.options:
+        raise ConfigurationError(
+            f"inbound channel {channel.name}: webhook_secret is no longer read; set "
+            "webhook = true and run hub edoreczenia-subscribe, which makes the webhook's client"
+        )
     if channel.options.get("webhook") is not True:
         log.info("edoreczenia_webhook_off", channel=channel.name, reason="webhook is not true")
         return None

@@ -60,3 +60,11 @@ def test_unknown_keys_in_the_file_are_refused(tmp_path):
 def test_a_missing_settings_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigurationError, match="not found"):
         Settings.load(tmp_path / "absent.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    "name", ["HUB_INTAKE_TOKEN", "HUB_CASE_API_CLIENTS", "HUB_DASHBOARD_TOKENS"]
+)
+def test_a_retired_setting_stops_the_process_and_says_what_replaced_it(name):
+    with pytest.raises(ConfigurationError, match=r"settings no longer read: .*hub client add"):
+        Settings.load(environ={name: "anything"})
