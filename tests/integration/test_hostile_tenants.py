@@ -22,13 +22,28 @@ from pathlib import Path
 
 import pytest
 import requests
+import zeep
 from conftest import fresh_database
+from lxml import etree
+from office_traffic import dead_letter
 from sqlalchemy import func, select
 
 from adapters.eod.inbound import INTAKE_PATH
+from adapters.epuap.contract import SKRYTKA_BINDING, SKRYTKA_WSDL
 from hub.envelope import Address, Envelope
+from hub.signing.keystore import Keystore, SigningIdentity
+from hub.signing.wssecurity import sign_envelope, signing_key
 from hub.store.repository import Store
-from hub.store.tables import AUDIT, CASE_EVENTS, CASES, MESSAGES, QUARANTINE
+from hub.store.tables import (
+    AUDIT,
+    CASE_EVENTS,
+    CASES,
+    DELIVERIES,
+    ENDPOINT_STATES,
+    MESSAGES,
+    QUARANTINE,
+    RECEIPTS,
+)
 from simulators.serving import free_port
 
 WARSZAWA, RADOM, PLOCK = "146501_1", "146301_1", "146201_1"
@@ -90,6 +105,32 @@ class ServedHub:
             timeout=10,
         )
 
+    def monitoring(self, caller: str, method: str, path: str, **json: str) -> requests.Response:
+        return requests.request(
+            method,
+            f"{self.url}/api{path}",
+            json=json or None,
+            headers={"Authorization": f"Bearer {self.tokens[caller]}"},
+            timeout=10,
+        )
+
+    def push(self, signer: str | None, content: bytes = PISMO) -> requests.Response:
+        """A filing pushed to the ESP, WS-Security signed by ``signer``'s key (or not)."""
+        envelope = nadaj_envelope(content)
+        if signer is not None:
+            sign_envelope(envelope, signing_key(self._identity(signer)))
+        return requests.post(
+            f"{self.url}/epuap/esp",
+            data=etree.tostring(envelope),
+            headers={"Content-Type": "text/xml"},
+            timeout=10,
+        )
+
+    def _identity(self, signer: str) -> SigningIdentity:
+        folder = Path(self.env["HUB_VAR_DIR"])
+        keystore = folder / ("platforms" if signer == "epuap" else "keys")
+        return Keystore(keystore).identity(signer)
+
     def snapshot(self) -> dict[str, object]:
         """What a refused act must not change: messages, cases, their history."""
         with self.store.reading() as connection:
@@ -99,11 +140,40 @@ class ServedHub:
                     connection.execute(select(CASES.c.id, CASES.c.office, CASES.c.status)).all()
                 ),
                 "events": connection.scalar(select(func.count()).select_from(CASE_EVENTS)),
+                "receipts": connection.scalar(select(func.count()).select_from(RECEIPTS)),
+                "circuits": sorted(
+                    connection.execute(
+                        select(ENDPOINT_STATES.c.endpoint, ENDPOINT_STATES.c.state)
+                    ).all()
+                ),
+                "deliveries": sorted(
+                    connection.execute(select(DELIVERIES.c.id, DELIVERIES.c.status)).all()
+                ),
             }
 
     def last_quarantined(self) -> str | None:
         with self.store.reading() as connection:
             return connection.scalar(select(QUARANTINE.c.code).order_by(QUARANTINE.c.id.desc()))
+
+
+def nadaj_envelope(content: bytes) -> etree._Element:
+    """ePUAP's push of a citizen's filing to Warsaw's ESP, as WS-Skrytka ``nadaj``."""
+    soap = zeep.Client(str(SKRYTKA_WSDL))
+    service = soap.create_service(SKRYTKA_BINDING, "http://hub/epuap/esp")
+    return soap.create_message(
+        service,
+        "nadaj",
+        nazwaPliku="pismo.xml",
+        typPliku="text/xml",
+        zawartosc=content,
+        _soapheaders={
+            "podmiot": "jan-kowalski",
+            "adresSkrytki": "/umwarszawa/skrytka",
+            "adresOdpowiedzi": CITIZEN,
+            "czyProbne": False,
+            "daneDodatkowe": b"",
+        },
+    )
 
 
 def write_region(path: Path) -> None:
@@ -117,6 +187,9 @@ def write_region(path: Path) -> None:
     lines.append(
         '[[systems]]\nname = "eod"\nkind = "eod-rest"\n'
         'url = "http://127.0.0.1:9/offices/{office}/documents"\n'
+    )
+    lines.append(
+        '[[inbound]]\nname = "esp"\nkind = "epuap-esp"\nurl = "/epuap/esp"\nws_security = true\n'
     )
     for name, document_type in (("pismo", PISMO_OGOLNE), ("decision", DECISION_TYPE)):
         lines.append(
@@ -178,11 +251,15 @@ def served_hub(folder: Path, database_url: str) -> Iterator[ServedHub]:
         "HUB_REGION_RELOAD_S": "0",
     }
     hub_command(env, "db", "upgrade")
+    hub_command(env, "keys", "init")
     tokens = {
         "warszawa": add_client(env, "eod-warszawa", WARSZAWA, "--source", "eod"),
         "radom": add_client(env, "eod-radom", RADOM, "--source", "eod", "--source", "alkohol"),
         "plock": add_client(env, "eod-plock", PLOCK, "--source", "eod"),
         "portal": add_client(env, "portal", "portal"),
+        "warsaw-robot": add_client(
+            env, "warsaw-robot", WARSZAWA, "--api", "monitoring", "--role", "operator"
+        ),
     }
     store = Store.from_url(database_url)
     with (folder / "serve.log").open("wb") as log:
@@ -338,6 +415,47 @@ def test_the_portal_reads_only_for_the_party_it_names_and_may_not_post(hub):
     assert problem_of(posted) == (403, "forbidden-api")
 
 
+@pytest.mark.parametrize("signer", [None, RADOM, "hub"])
+def test_only_epuap_may_push_to_the_esp_and_a_stranger_gets_no_upp(hub, signer):
+    before = hub.snapshot()
+    answer = hub.push(signer)
+
+    assert answer.status_code == 500  # a SOAP 1.1 fault
+    assert b"Fault" in answer.content
+    assert b"<kod>13</kod>" in answer.content.replace(b"ns0:", b"").replace(b"ns1:", b"")
+    assert b"UPP" not in answer.content
+    assert hub.snapshot() == before
+    assert hub.last_quarantined() == "wyjatek-13"
+
+
+def test_epuaps_own_push_is_stored_and_answered(hub):
+    before = hub.snapshot()
+    answer = hub.push("epuap", PISMO.replace(b"Wniosek", b"Wniosek z ePUAP"))
+    assert answer.status_code == 200, answer.text
+    assert hub.snapshot()["messages"] == before["messages"] + 1
+
+
+def test_warsaws_operator_robot_cannot_see_or_act_on_radoms_dead_letters_or_endpoint(hub):
+    radom_message, radom_delivery = dead_letter(hub.store, RADOM)
+    warsaw_message, _ = dead_letter(hub.store, WARSZAWA)
+    before = hub.snapshot()
+
+    listed = hub.monitoring("warsaw-robot", "GET", "/dead").json()
+    refused = [
+        hub.monitoring("warsaw-robot", "GET", f"/messages/{radom_message}"),
+        hub.monitoring("warsaw-robot", "POST", f"/dead/{radom_delivery}/replay", reason="x"),
+        hub.monitoring("warsaw-robot", "POST", f"/endpoints/eod@{RADOM}/pause", reason="x"),
+    ]
+
+    shown = {item["message_id"] for item in listed["dead"]}
+    assert warsaw_message in shown
+    assert radom_message not in shown
+    assert [answer.status_code for answer in refused] == [404, 404, 404]
+    assert hub.snapshot() == before
+    own = hub.monitoring("warsaw-robot", "POST", f"/endpoints/eod@{WARSZAWA}/pause", reason="x")
+    assert own.status_code == 200, own.text
+
+
 def test_a_stranger_is_refused_and_a_revoked_client_at_its_next_call(hub):
     """Runs last: it revokes Płock's client."""
     before = hub.snapshot()
@@ -354,4 +472,4 @@ def test_a_stranger_is_refused_and_a_revoked_client_at_its_next_call(hub):
         audited = list(
             connection.scalars(select(AUDIT.c.event).where(AUDIT.c.message_id.is_(None)))
         )
-    assert (audited.count("client-added"), audited.count("client-revoked")) == (4, 1)
+    assert (audited.count("client-added"), audited.count("client-revoked")) == (5, 1)
