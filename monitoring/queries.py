@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from hub.envelope import Address
 from hub.states import FINAL_DELIVERY_STATUSES, DeliveryStatus, MessageStatus
 from hub.store.pages import Cursor, Page, escape_like, keyset_after, page_of
-from hub.store.repository import Store, aware, utcnow
+from hub.store.repository import DEAD_DELIVERY_COLUMNS, Store, aware, utcnow
 from hub.store.tables import (
     ATTEMPTS,
     AUDIT,
@@ -456,12 +456,7 @@ def dead_letters(
     """
     query = (
         select(
-            DELIVERIES.c.id,
-            DELIVERIES.c.message_id,
-            DELIVERIES.c.endpoint,
-            DELIVERIES.c.attempts,
-            DELIVERIES.c.last_error,
-            DELIVERIES.c.updated_at,
+            *DEAD_DELIVERY_COLUMNS,
             MESSAGES.c.source,
             MESSAGES.c.correlation_id,
             MESSAGES.c.received_at,

@@ -11,6 +11,7 @@ from hub.states import DeliveryStatus
 from hub.store.models import AttemptRow, DeliveryRow, MessageRow
 from hub.store.pages import Cursor
 from hub.store.repository import (
+    DEAD_DELIVERY_COLUMNS,
     DeadDelivery,
     LateReceipt,
     Store,
@@ -45,14 +46,7 @@ def dead_delivery(store: Store, delivery_id: str) -> DeadDelivery | None:
     """One dead delivery, or None if there is no such delivery or it is not dead."""
     with store.reading() as connection:
         row = connection.execute(
-            select(
-                DELIVERIES.c.id,
-                DELIVERIES.c.message_id,
-                DELIVERIES.c.endpoint,
-                DELIVERIES.c.attempts,
-                DELIVERIES.c.last_error,
-                DELIVERIES.c.updated_at,
-            ).where(
+            select(*DEAD_DELIVERY_COLUMNS).where(
                 DELIVERIES.c.id == delivery_id,
                 DELIVERIES.c.status == DeliveryStatus.DEAD.value,
             )

@@ -72,6 +72,15 @@ INSERT_DELIVERY = insert(DELIVERIES)
 INSERT_RECEIPT = insert(RECEIPTS)
 INSERT_AUDIT = insert(AUDIT)
 INSERT_ATTEMPT = insert(ATTEMPTS).returning(ATTEMPTS.c.id)
+# What a dead delivery is shown with (``DeadDelivery``), wherever it is listed.
+DEAD_DELIVERY_COLUMNS = (
+    DELIVERIES.c.id,
+    DELIVERIES.c.message_id,
+    DELIVERIES.c.endpoint,
+    DELIVERIES.c.attempts,
+    DELIVERIES.c.last_error,
+    DELIVERIES.c.updated_at,
+)
 SELECT_CASE = select(CASES.c.id).where(CASES.c.id == bindparam("case_id"))
 SELECT_BY_EXTERNAL_ID = select(MESSAGES.c.id).where(
     MESSAGES.c.external_id == bindparam("external_id")
@@ -697,14 +706,9 @@ class Store:
             limit: at most this many.
             office: only those to the endpoints of this office.
         """
-        query = select(
-            DELIVERIES.c.id,
-            DELIVERIES.c.message_id,
-            DELIVERIES.c.endpoint,
-            DELIVERIES.c.attempts,
-            DELIVERIES.c.last_error,
-            DELIVERIES.c.updated_at,
-        ).where(DELIVERIES.c.status == DeliveryStatus.DEAD.value)
+        query = select(*DEAD_DELIVERY_COLUMNS).where(
+            DELIVERIES.c.status == DeliveryStatus.DEAD.value
+        )
         if endpoint is not None:
             query = query.where(DELIVERIES.c.endpoint == endpoint)
         if office is not None:
