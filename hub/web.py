@@ -26,6 +26,13 @@ WEB_GROUP = "hub.web"
 KIB = 1024
 MIB = 1024 * KIB
 CLIENTS_EXTENSION = "hub_clients"
+# Sent with every answer of the hub's app, whichever door: the dashboard loads scripts and
+# styles only from its own static files (no inline ones), and no other site may frame it.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 # No inbound document is larger (ePUAP caps filings far below this); a bigger body is
 # refused before it is read into memory.
 MAX_REQUEST_BYTES = 64 * MIB
@@ -198,6 +205,12 @@ def admit(
     return client
 
 
+def _add_security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def create_app(settings: Settings, store: Store | None = None) -> Flask:
     """Build the Flask app; plugins registered under ``hub.web`` add their routes."""
     app = Flask("hub")
@@ -206,6 +219,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.extensions[CLIENTS_EXTENSION] = ClientRegistry(app.config["HUB_STORE"])
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.before_request(_bound_request_body)
+    app.after_request(_add_security_headers)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_error: RequestEntityTooLarge) -> tuple[Response, int]:

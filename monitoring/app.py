@@ -31,15 +31,6 @@ csrf = CSRFProtect()
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The blueprints whose forms and JSON posts come from a browser holding the session.
 CSRF_GUARDED = frozenset({"dashboard", "monitoring_api", "auth"})
-# Sent with every answer of the hub's app, whichever door: the dashboard loads scripts and
-# styles only from its own static files (no inline ones), and no other site may frame it.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
-
-
 def register(app: Flask) -> None:
     """Add the health and metrics routes, the dashboard and its JSON API to ``app``."""
     settings: Settings = app.config["HUB_SETTINGS"]
@@ -55,7 +46,6 @@ def register(app: Flask) -> None:
     csrf.init_app(app)
     init_auth(app, settings)
     app.before_request(_check_csrf)
-    app.after_request(_add_security_headers)
     app.register_blueprint(blueprint)
     app.register_blueprint(dashboard.blueprint)
     app.register_blueprint(api.blueprint)
@@ -67,12 +57,6 @@ def register(app: Flask) -> None:
         this_page_with=this_page_with,
         account=current_account,
     )
-
-
-def _add_security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
 
 
 def _check_csrf() -> None:
