@@ -90,10 +90,11 @@ def keys() -> None:
 )
 @click.pass_obj
 def keys_init(settings: Settings, offices: str) -> None:
-    """Create a test CA and an identity per office (plus the hub and the ePUAP simulator).
+    """Create a test CA and an identity per office (plus the hub and the platforms' simulators).
 
-    The CA's private key goes to ``<var_dir>/ca`` and the simulated platform's identity
-    to ``<var_dir>/platforms``, both out of the keystore the hub reads; office keys are
+    The CA's private key goes to ``<var_dir>/ca`` and the simulated platforms' identities
+    (``epuap``, ``edoreczenia``) to ``<var_dir>/platforms``, both out of the keystore the
+    hub reads, their certificates pinned in the trust store's ``platforms/``; office keys are
     encrypted with ``keystore_password`` when it is set.
     """
     from hub.region import load_region
@@ -105,7 +106,7 @@ def keys_init(settings: Settings, offices: str) -> None:
     written = init_test_pki(
         settings.keys,
         settings.trust,
-        ["hub", "epuap", *office_ids],
+        ["hub", "epuap", "edoreczenia", *office_ids],
         ca_dir=settings.var_dir / "ca",
         platforms_dir=settings.var_dir / "platforms",
         password=settings.keystore_password,
@@ -113,8 +114,8 @@ def keys_init(settings: Settings, offices: str) -> None:
     click.echo(
         f"keystore {settings.keys}: {len(written)} file(s) written, "
         f"{len(office_ids) + 1} identities; the CA's key kept in {settings.var_dir / 'ca'}, "
-        f"the ePUAP simulator's in {settings.var_dir / 'platforms'}; trust lists in "
-        f"{settings.trust}"
+        f"the ePUAP and e-Doręczenia simulators' in {settings.var_dir / 'platforms'}; "
+        f"trust lists in {settings.trust}"
     )
 
 

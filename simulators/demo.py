@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -249,6 +249,34 @@ def demo_offices(region: Region, count: int | None) -> list[str]:
     return chosen
 
 
+def demo_pki(settings: Settings, office_ids: Sequence[str]) -> Path:
+    """Make the demo's test certificates; return the platforms' keystore for the simulators.
+
+    Every ePUAP call is signed and every e-Doręczenia evidence is sealed: the simulated
+    platforms hold their own identities (``epuap``, ``edoreczenia``) in
+    ``<var_dir>/platforms``, out of the keystore the hub reads, and the hub pins their
+    certificates in its trust store's ``platforms/``, as ``hub keys init`` does.
+    """
+    platform_keys = settings.var_dir / "platforms"
+    init_test_pki(
+        settings.keys,
+        settings.trust,
+        ["hub", "epuap", "edoreczenia", *office_ids],
+        ca_dir=settings.var_dir / "ca",
+        platforms_dir=platform_keys,
+        password=settings.keystore_password,
+    )
+    return platform_keys
+
+
+def platform_simulators(platform_keys: Path) -> dict[str, tuple[str, ...]]:
+    """The national platforms' simulators (module and arguments), each with its identity."""
+    return {
+        "epuap": ("simulators.epuap", "--keystore", str(platform_keys)),
+        "edoreczenia": ("simulators.edoreczenia", "--keystore", str(platform_keys)),
+    }
+
+
 def stop_on_sigterm() -> None:
     """Make SIGTERM stop the run like Ctrl-C: the children are stopped, not orphaned."""
 
@@ -308,26 +336,14 @@ class Demo:
         self._declare_queues()
         upgrade_database(self.settings)
         self.intake_tokens = self._office_clients()
-        # Test certificates for the offices and the platform: every ePUAP call is signed.
-        # The simulated ePUAP holds its own identity, out of the keystore the hub reads.
-        platform_keys = self.settings.var_dir / "platforms"
-        init_test_pki(
-            self.settings.keys,
-            self.settings.trust,
-            ["hub", "epuap", *self.office_ids],
-            ca_dir=self.settings.var_dir / "ca",
-            platforms_dir=platform_keys,
-            password=self.settings.keystore_password,
-        )
         simulators = {
-            "epuap": ("simulators.epuap", "--keystore", str(platform_keys)),
+            **platform_simulators(demo_pki(self.settings, self.office_ids)),
             "eod": (
                 "simulators.eod",
                 "--trust-ca",
                 str(self.settings.keys / "ca.pem"),
                 "--require-seal",
             ),
-            "edoreczenia": ("simulators.edoreczenia",),
             **self._domain_simulators(self._create_register_tenants()),
         }
         for name, (module, *arguments) in simulators.items():

@@ -12,8 +12,17 @@ never turns a later failure (reading the task) into a retry, and (c) writes its 
 and correlation ids into ``messageMetadata.additionalData``, so a duplicate caused by a
 lost 202 can at least be traced.
 
+The evidences issued while sending (A.1, D.1) are kept with the delivery, each checked
+against the provider's pinned certificate (:mod:`adapters.edoreczenia.evidences`); one
+that fails is quarantined, not kept. The delivery then awaits the dowód otrzymania
+(E.1, content handed over to the addressee), which arrives on its own through the
+webhook; until a verified one is kept the delivery shows as late past the receipt
+deadline.
+
 Endpoint options: ``token_url``, ``client_id``, ``client_secret``, ``sender_address``
-(required); ``task_wait_s`` (how long to wait for the message id, default 5).
+(required); ``task_wait_s`` (how long to wait for the message id, default 5);
+``platform_certificate`` (the provider's certificate, default
+``<trust_store_dir>/platforms/edoreczenia.pem``).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from adapters.edoreczenia.client import (
     required_options,
 )
 from adapters.edoreczenia.contract import validate_address
+from adapters.edoreczenia.evidences import KIND_PREFIX, pinned_provider_trust, verified_receipt
 from hub.adapters import DeliveryReceipt
 from hub.envelope import Envelope
 from hub.errors import (
@@ -41,11 +51,14 @@ from hub.logging import get_logger
 from hub.receipts import Evidence
 from hub.region import EndpointConfig
 from hub.settings import Settings
+from hub.signing.trust import TrustStore
 
 log = get_logger(__name__)
 
 RECIPIENTS_HEADER = "edoreczenia-recipients"
 DEFAULT_SUBJECT = "Pismo urzędowe"  # an official letter
+#: The receipt a delivery awaits: the dowód otrzymania (content handed over).
+AWAITED_EVIDENCE = f"{KIND_PREFIX} E.1"
 
 
 class EDoreczeniaOutbound:
@@ -67,9 +80,18 @@ class EDoreczeniaOutbound:
         except SchemaViolation as exc:
             raise ConfigurationError(f"endpoint {endpoint.name}: {exc.reason}") from exc
         self._client: EDoreczeniaClient | None = None
+        self._settings = settings
+        self._trust: TrustStore | None = None
 
     def setup(self) -> None:
-        """Build the UA API client (no connection until the first delivery)."""
+        """Read the provider's pinned certificate; build the UA API client (not connected yet).
+
+        Raises:
+            ConfigurationError: the provider's certificate is missing.
+        """
+        self._trust = pinned_provider_trust(
+            self._settings.trust, self._endpoint.options, f"endpoint {self._endpoint.name}"
+        )
         self._client = EDoreczeniaClient(
             self._endpoint.url,
             self._options["token_url"],
@@ -117,6 +139,7 @@ class EDoreczeniaOutbound:
             endpoint=self._endpoint.name,
             external_reference=sent.reference,
             evidence=self._evidence_so_far(sent.message_ids),
+            awaits=AWAITED_EVIDENCE,
         )
 
     def _evidence_so_far(self, message_ids: Sequence[str]) -> tuple[Evidence, ...]:
@@ -126,6 +149,7 @@ class EDoreczeniaOutbound:
         logged, never raised, so it cannot make the hub send the message again.
         """
         assert self._client is not None
+        assert self._trust is not None
         found: list[Evidence] = []
         for message_id in message_ids:
             try:
@@ -133,15 +157,7 @@ class EDoreczeniaOutbound:
             except DeliveryError as exc:
                 log.warning("edoreczenia_evidence_unread", message_id=message_id, reason=exc.reason)
                 continue
-            found += [
-                Evidence(
-                    kind=f"e-Doręczenia {item.kind}",
-                    document=item.document,
-                    external_id=item.evidence_id,
-                    detail=f"recipient {item.recipient}, issued {item.issued_at}",
-                )
-                for item in issued
-            ]
+            found += [verified_receipt(item, self._trust) for item in issued]
         return tuple(found)
 
 

@@ -12,7 +12,9 @@ After ``PUT /{eDeliveryAddress}/message_subscriptions`` (:func:`subscribe_office
   "E.1"}]}``: the notification names the evidence, not its message, so the evidence is
   read by id for its ``messageId``; the hub's message is the one whose delivery the
   service registered under that id, and every evidence of it is kept as a receipt under
-  the kind and id the outbound adapter uses, so none is kept twice.
+  the kind and id the outbound adapter uses, so none is kept twice. Each is checked
+  against the provider's pinned certificate first (:mod:`adapters.edoreczenia.evidences`):
+  one whose signature fails is quarantined by the store, not kept.
 
 The contract lets a subscription name only URLs, so the caller proves itself with the
 token of a client of the hub's registry allowed the ``edoreczenia-webhook`` API, in the
@@ -37,15 +39,15 @@ import click
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from adapters.edoreczenia.client import EDoreczeniaClient
-from adapters.edoreczenia.contract import Evidence as PlatformEvidence
+from adapters.edoreczenia.evidences import pinned_provider_trust, verified_receipt
 from adapters.edoreczenia.inbound import channel_client, processed_label, take_message
 from hub.errors import ClientRegistryError, ConfigurationError, HubError
 from hub.identity import EDORECZENIA_WEBHOOK, REGION, Client, ClientRegistry
 from hub.inbound import accept_into
 from hub.logging import get_logger
-from hub.receipts import Evidence
 from hub.region import InboundConfig, Office, Region, load_region
 from hub.settings import Settings
+from hub.signing.trust import TrustStore
 from hub.store.repository import Store
 from hub.web import admit, problem, refuse
 
@@ -69,12 +71,14 @@ RESUBSCRIBE_OVERLAP = timedelta(hours=24)
 
 @dataclass(frozen=True)
 class WebhookService:
-    """What the receiver needs: the catalogue, the store, one UA API client."""
+    """What the receiver needs: the catalogue, the store, one UA API client, whom to believe."""
 
     region: Region
     store: Store
     client: EDoreczeniaClient
     processed_label: str
+    #: The provider's pinned certificate: only evidences it signed are kept.
+    provider_trust: TrustStore
     # record_receipt checks for the evidence id, then inserts: two callbacks about one
     # message in one process must not both pass the check. (The receipts table has no
     # unique key that would settle it across processes.)
@@ -101,7 +105,8 @@ def register(app: Flask) -> None:
     """Plug the webhook receiver into the hub's HTTP app (entry point ``hub.web``).
 
     Raises:
-        ConfigurationError: the channel sets ``webhook`` but lacks a client option.
+        ConfigurationError: the channel sets ``webhook`` but lacks a client option, or
+            the provider's certificate is missing.
     """
     settings: Settings = app.config["HUB_SETTINGS"]
     region = load_region(settings.region_path)
@@ -113,6 +118,9 @@ def register(app: Flask) -> None:
         store=app.config["HUB_STORE"],
         client=channel_client(channel, settings.delivery_timeout_s),
         processed_label=processed_label(channel.options),
+        provider_trust=pinned_provider_trust(
+            settings.trust, channel.options, f"inbound channel {channel.name}"
+        ),
     )
     app.register_blueprint(blueprint)
 
@@ -212,21 +220,14 @@ def record_notified_evidence(service: WebhookService, office: Office, evidence_i
     if message_id is None:
         log.info("edoreczenia_evidence_unmatched", evidence_id=evidence_id, office=office.id)
         return 0
-    receipts = [receipt_of(item) for item in service.client.evidences(address, platform_message_id)]
+    receipts = [
+        verified_receipt(item, service.provider_trust)
+        for item in service.client.evidences(address, platform_message_id)
+    ]
     with service.receipts_lock:
         kept = sum(service.store.record_receipt(message_id, receipt) for receipt in receipts)
     log.info("edoreczenia_evidences_recorded", envelope_id=message_id, new=kept)
     return kept
-
-
-def receipt_of(evidence: PlatformEvidence) -> Evidence:
-    """The hub's receipt for an evidence: the kind and id ``EDoreczeniaOutbound`` uses."""
-    return Evidence(
-        kind=f"e-Doręczenia {evidence.kind}",
-        document=evidence.document,
-        external_id=evidence.evidence_id,
-        detail=f"recipient {evidence.recipient}, issued {evidence.issued_at}",
-    )
 
 
 def parse_statement(body: Any) -> Statement:

@@ -130,7 +130,9 @@ def _identity(name: str, certificate: x509.Certificate, key: object) -> SigningI
 
 # Test identities that stand for a national platform: their keys belong to the
 # simulator playing the platform, never to the keystore the hub reads.
-TEST_PLATFORMS = ("epuap",)
+TEST_PLATFORMS = ("epuap", "edoreczenia")
+# Of those, the one that also makes the Profil Zaufany signatures (ePUAP runs PZ).
+TEST_PROFIL_ZAUFANY = ("epuap",)
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_FOLDER_MODE = 0o700
 
@@ -150,8 +152,9 @@ def init_test_pki(
     simulator's keystore, default ``<keys_dir>-platforms``); the others in ``keys_dir``.
     The CA's private key stays in ``ca_dir`` (default ``<keys_dir>-ca``), out of the
     keystore the hub reads. The trust store gets the CA in ``offices/``, each platform's
-    certificate pinned in ``platforms/`` and, the test platform making the Profil Zaufany
-    signatures, in ``profil-zaufany/``; ``citizens/`` is made empty, for qualified CAs.
+    certificate pinned in ``platforms/`` and, for the test platform making the Profil
+    Zaufany signatures (``TEST_PROFIL_ZAUFANY``), in ``profil-zaufany/``; ``citizens/``
+    is made empty, for qualified CAs.
 
     Returns:
         The files written.
@@ -169,7 +172,8 @@ def init_test_pki(
     for platform in platforms:
         certificate = platforms_dir / f"{platform}.pem"
         written += _publish(certificate, trust_dir / PLATFORMS)
-        written += _publish(certificate, trust_dir / PROFIL_ZAUFANY)
+        if platform in TEST_PROFIL_ZAUFANY:
+            written += _publish(certificate, trust_dir / PROFIL_ZAUFANY)
     return written
 
 

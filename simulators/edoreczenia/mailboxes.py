@@ -13,8 +13,10 @@ The journey of a message, as simulated:
 2. The addressee reading its copy in ``full``/``fullExtended`` format opens it, which
    issues E.1 (dowód otrzymania: handed over) on the sender's message.
 
-Evidence documents are small unsigned XML files; the real ones are ETSI REM evidences
-signed by the provider.
+Evidence documents are small XML files, each with the provider's enveloped XAdES-BES
+signature (:mod:`simulators.edoreczenia.signing`), standing for the ETSI REM evidences
+the real provider signs. The fault ``forged_evidence`` makes the next download of an
+evidence (of one type, if named) hand out a tampered copy, its signature left as it was.
 """
 
 from __future__ import annotations
@@ -32,11 +34,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from simulators.edoreczenia.signing import EvidenceSigner, tampered
+
 #: An e-Doręczenia address (ADE): AE:PL-12345-67890-ABCDE-12.
 ADE = re.compile(r"^AE:PL-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9]{2}$")
 ALL_SCOPES = frozenset({"read_messages", "write_messages", "read_settings", "write_settings"})
 INBOX, SENT = "INBOX", "SENT"
-FAULT_KINDS = frozenset({"http400", "http401", "http429", "http500", "delay", "list_twice"})
+FAULT_KINDS = frozenset(
+    {"http400", "http401", "http429", "http500", "delay", "list_twice", "forged_evidence"}
+)
+#: Faults that change what a call answers rather than whether it is answered: taken by
+#: the operation itself, never by the guard in front of every call.
+CONTENT_FAULTS = frozenset({"forged_evidence"})
 EVIDENCE_NAMESPACE = "urn:simulator:edoreczenia:dowod"
 DEFAULT_TOKEN_LIFETIME_S = 300.0
 
@@ -69,12 +78,17 @@ class Fault:
     path_contains: str = ""
     retry_after_s: int = 1
     delay_s: float = 0.0
+    #: For ``forged_evidence``: only an evidence of this type (``E.1``); empty: any.
+    evidence_type: str = ""
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this fault applies to a call of ``method`` on ``path``.
 
-        ``list_twice`` only makes sense for a listing (``GET .../messages``).
+        ``list_twice`` only makes sense for a listing (``GET .../messages``); content
+        faults (``forged_evidence``) are taken by their operation, never here.
         """
+        if self.kind in CONTENT_FAULTS:
+            return False
         if self.kind == "list_twice" and not (method == "GET" and path.endswith("/messages")):
             return False
         return (not self.method or self.method.upper() == method.upper()) and (
@@ -258,6 +272,7 @@ class SimulatorState:
         clients: Mapping[str, str] | None = None,
         token_lifetime_s: float = DEFAULT_TOKEN_LIFETIME_S,
         clock: Callable[[], float] = time.monotonic,
+        evidence_signer: EvidenceSigner | None = None,
     ) -> None:
         """Start empty.
 
@@ -265,8 +280,11 @@ class SimulatorState:
             clients: accepted OAuth2 clients (id → secret); None accepts any non-empty pair.
             token_lifetime_s: ``expires_in`` of each issued token.
             clock: monotonic seconds, for token expiry.
+            evidence_signer: signs every evidence issued; by default a throwaway
+                identity made at the first evidence.
         """
         self.lock = threading.RLock()
+        self.evidence_signer = evidence_signer or EvidenceSigner()
         self.clients = dict(clients) if clients is not None else None
         self.token_lifetime_s = token_lifetime_s
         self.task_pending_polls = 0
@@ -565,6 +583,8 @@ class SimulatorState:
             if evidence is None or owner not in {evidence.sender, evidence.recipient}:
                 raise Refusal("evidence_not_found", f"no evidence {evidence_id} for {owner}")
             evidence.downloaded = True
+            if self._take_forgery(evidence.kind):
+                return tampered(evidence.document, f"{{{EVIDENCE_NAMESPACE}}}czasZdarzenia")
             return evidence.document
 
     def mailbox(self, owner: str) -> list[StoredMessage]:
@@ -598,6 +618,16 @@ class SimulatorState:
             self.subscriptions.pop(owner, None)
 
     # --- internals (called with the lock held) ----------------------------------------
+
+    def _take_forgery(self, evidence_kind: str) -> bool:
+        for fault in self.faults:
+            if fault.kind == "forged_evidence" and fault.evidence_type in {"", evidence_kind}:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                self.stats["fault_forged_evidence"] += 1
+                return True
+        return False
 
     def _moment(self) -> datetime:
         # Strictly increasing, so evidences issued within one call keep their order.
@@ -671,7 +701,9 @@ class SimulatorState:
             sender=original.sender,
             recipient=recipient,
             event_at=moment,
-            document=evidence_document(kind, evidence_id, original, recipient, moment),
+            document=self.evidence_signer.sign(
+                evidence_document(kind, evidence_id, original, recipient, moment)
+            ),
         )
         original.evidences.append(evidence)
         self.evidences[evidence_id] = evidence
@@ -708,7 +740,7 @@ class SimulatorState:
 def evidence_document(
     kind: str, evidence_id: str, message: StoredMessage, recipient: str, moment: datetime
 ) -> bytes:
-    """A small XML evidence (dowód) naming the message, both parties and the event time."""
+    """A small unsigned XML evidence (dowód) naming the message, both parties and the event time."""
     digest = hashlib.sha3_256(b"".join(item.content for item in message.attachments)).hexdigest()
     return (
         f'<?xml version="1.0" encoding="UTF-8"?>\n'

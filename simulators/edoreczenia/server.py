@@ -15,9 +15,13 @@ Interface:
 - Webhooks: after ``PUT .../message_subscriptions``, each new message for that address
   is posted as a ``MessageStatement`` to ``messageCallbackUrl`` (and each new evidence
   to ``evidenceCallbackUrl``) from a background thread, with a short timeout.
-- ``/_sim/``: ``GET stats``, ``GET violations``, ``POST reset``, ``POST faults``
-  (``{"kind": "http400"|"http401"|"http429"|"http500"|"delay"|"list_twice", "times": n,
-  "method": "GET", "path_contains": "/messages", "retry_after_s": s, "delay_s": s}``),
+- Evidence documents carry the provider's enveloped XAdES-BES signature; ``GET
+  /_sim/identity`` names the signing certificate (and its CA, when known).
+- ``/_sim/``: ``GET stats``, ``GET violations``, ``GET identity``, ``POST reset``, ``POST
+  faults`` (``{"kind": "http400"|"http401"|"http429"|"http500"|"delay"|"list_twice"|
+  "forged_evidence", "times": n, "method": "GET", "path_contains": "/messages",
+  "retry_after_s": s, "delay_s": s, "evidence_type": "E.1"}``; ``forged_evidence`` hands
+  out the next downloaded evidence, of ``evidence_type`` if given, tampered after signing),
   ``DELETE faults``, ``POST config`` (``token_lifetime_s``, ``task_pending_polls``),
   ``POST tokens/expire``, ``POST messages`` (inject an incoming message:
   ``{"to", "from", "subject", "textBody", "attachments": [{"filename", "contentType",
@@ -341,6 +345,7 @@ def _register_admin(app: Flask, state: SimulatorState, notifier: Notifier) -> No
                 path_contains=str(spec.get("path_contains", "")),
                 retry_after_s=int(spec.get("retry_after_s", 1)),
                 delay_s=float(spec.get("delay_s", 0.0)),
+                evidence_type=str(spec.get("evidence_type", "")),
             )
         )
         return jsonify({"faults": len(state.faults)}), 201
@@ -367,6 +372,18 @@ def _register_admin(app: Flask, state: SimulatorState, notifier: Notifier) -> No
     @app.post("/_sim/tokens/expire")
     def expire_tokens() -> Response:
         return jsonify({"expired": state.expire_tokens()})
+
+    @app.get("/_sim/identity")
+    def platform_identity() -> Response:
+        identity = state.evidence_signer.identity()
+        ca_pem = state.evidence_signer.ca_certificate_pem()
+        return jsonify(
+            {
+                "subject": identity.subject,
+                "certificate_pem": identity.certificate_pem.decode("ascii"),
+                "ca_certificate_pem": ca_pem.decode("ascii") if ca_pem is not None else None,
+            }
+        )
 
     _register_admin_mailboxes(app, state, notifier)
 

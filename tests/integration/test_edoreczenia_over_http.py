@@ -2,7 +2,8 @@
 
 The simulator checks every request against the UA API contract with openapi-core and,
 here, every answer too; each test ends by asserting that nothing broke the contract.
-No RabbitMQ or database is needed.
+It signs its evidences with the ``edoreczenia`` identity ``hub keys init`` makes, and
+the hub pins that identity's certificate. No RabbitMQ or database is needed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import base64
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +25,11 @@ from hub.envelope import Address, Envelope
 from hub.errors import PermanentDeliveryError, TransientDeliveryError
 from hub.region import EndpointConfig
 from hub.settings import Settings
+from hub.signing.keystore import Keystore, SigningIdentity, init_test_pki
+from hub.signing.trust import PLATFORMS
 from simulators.edoreczenia.mailboxes import SimulatorState
 from simulators.edoreczenia.server import create_app
+from simulators.edoreczenia.signing import EvidenceSigner
 from simulators.processes import start_simulator
 from simulators.serving import loopback_server
 
@@ -35,12 +40,39 @@ COMPANY = "AE:PL-77777-12345-XYZ00-42"
 DECYZJA = b'<?xml version="1.0"?><Decyzja xmlns="urn:test:decyzja"><Tresc>Tak</Tresc></Decyzja>'
 
 
+@dataclass(frozen=True)
+class Provider:
+    """The e-Doręczenia provider's identity and where the hub pins its certificate."""
+
+    identity: SigningIdentity
+    pinned_certificate: Path
+    #: An office's certificate from the provider's own CA, which pins nobody else.
+    office_certificate: Path
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory) -> Provider:
+    # As hub keys init lays it out: the key in platforms/, the certificate in the trust list.
+    folder = tmp_path_factory.mktemp("pki")
+    init_test_pki(
+        folder / "keys",
+        folder / "trust",
+        ["edoreczenia", "146501_1"],
+        platforms_dir=folder / "platforms",
+    )
+    identity = Keystore(folder / "platforms").identity("edoreczenia")
+    return Provider(
+        identity, folder / "trust" / PLATFORMS / "edoreczenia.pem", folder / "keys" / "146501_1.pem"
+    )
+
+
 @dataclass
 class RunningSimulator:
     """The simulator served on a loopback port, with its state at hand."""
 
     url: str
     state: SimulatorState
+    pinned_certificate: Path
 
     @property
     def api_url(self) -> str:
@@ -60,12 +92,14 @@ class RunningSimulator:
 
 
 @pytest.fixture
-def simulator() -> Iterator[RunningSimulator]:
-    state = SimulatorState(clients={CLIENT_ID: CLIENT_SECRET})
+def simulator(provider: Provider) -> Iterator[RunningSimulator]:
+    state = SimulatorState(
+        clients={CLIENT_ID: CLIENT_SECRET}, evidence_signer=EvidenceSigner(provider.identity)
+    )
     server = loopback_server(create_app(state, validate_responses=True, notify_timeout_s=1.0))
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield RunningSimulator(f"http://127.0.0.1:{server.port}", state)
+    yield RunningSimulator(f"http://127.0.0.1:{server.port}", state, provider.pinned_certificate)
     server.shutdown()
     thread.join(5)
     assert state.request_violations == [], "the hub sent requests the contract forbids"
@@ -98,6 +132,7 @@ def outbound_for(simulator: RunningSimulator, **options: Any) -> EDoreczeniaOutb
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "sender_address": OFFICE,
+            "platform_certificate": str(simulator.pinned_certificate),
             **options,
         },
     )
@@ -167,6 +202,52 @@ def test_the_proof_of_submission_comes_back_as_the_deliverys_evidence(
     assert kinds, "the service issues a proof of submission at once"
     assert all(kind.startswith("e-Doręczenia ") for kind in kinds)
     assert all(evidence.document for evidence in receipt.evidence)
+
+
+def test_the_evidences_read_after_sending_are_the_providers_signed_and_verified(
+    outbound: EDoreczeniaOutbound,
+) -> None:
+    receipt = outbound.deliver(decision(CITIZEN))
+
+    assert [evidence.kind for evidence in receipt.evidence] == [
+        "e-Doręczenia A.1",
+        "e-Doręczenia D.1",
+    ]
+    assert all(evidence.signature_valid is True for evidence in receipt.evidence)
+    assert all(str(evidence.signer).startswith("CN=edoreczenia,") for evidence in receipt.evidence)
+    # The letter is handed over only when the addressee opens it: E.1 comes later.
+    assert receipt.awaits == "e-Doręczenia E.1"
+
+
+def test_an_evidence_tampered_after_the_provider_signed_it_is_recorded_as_not_verified(
+    simulator: RunningSimulator, outbound: EDoreczeniaOutbound
+) -> None:
+    simulator.arm("forged_evidence", evidence_type="D.1")
+
+    receipt = outbound.deliver(decision(CITIZEN))
+
+    verdicts = {evidence.kind: evidence for evidence in receipt.evidence}
+    assert verdicts["e-Doręczenia A.1"].signature_valid is True
+    forged = verdicts["e-Doręczenia D.1"]
+    assert forged.signature_valid is False
+    assert forged.signer is None
+    assert "not the provider's evidence: the signature does not verify" in str(forged.detail)
+    assert simulator.admin("GET", "stats")["fault_forged_evidence"] == 1
+
+
+def test_evidences_signed_by_anyone_but_the_pinned_provider_are_not_verified(
+    simulator: RunningSimulator, provider: Provider
+) -> None:
+    # Pinned: another certificate of the provider's own CA. Sharing a CA is not enough.
+    adapter = outbound_for(simulator, platform_certificate=str(provider.office_certificate))
+    try:
+        receipt = adapter.deliver(decision(CITIZEN))
+    finally:
+        adapter.stop()
+
+    assert receipt.evidence
+    assert all(evidence.signature_valid is False for evidence in receipt.evidence)
+    assert all("not issued by a trusted CA" in str(item.detail) for item in receipt.evidence)
 
 
 def test_the_attachment_arrives_byte_for_byte(

@@ -4,7 +4,9 @@ Both run on loopback in this process: the simulator (checking every request and 
 against the UA API contract) and the hub's Flask app from ``create_app`` with the
 webhook registered, against the real store (SQLite and PostgreSQL). A ``NewEvidence``
 notification names only the evidence, so the hub resolves it with the contract's
-``GET /{eDeliveryAddress}/messages/evidences/{evidenceId}``.
+``GET /{eDeliveryAddress}/messages/evidences/{evidenceId}``. The simulator signs its
+evidences with the ``edoreczenia`` identity ``hub keys init`` makes, whose certificate
+the hub pins in ``trust/platforms/edoreczenia.pem``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +43,14 @@ from hub.identity import ClientRegistry
 from hub.inbound import accept_into
 from hub.region import EndpointConfig, InboundConfig, Region, load_region
 from hub.settings import Settings
-from hub.store.models import MessageRow, ReceiptRow
-from hub.store.repository import PlannedDelivery, Store
+from hub.signing.keystore import Keystore, init_test_pki
+from hub.store.models import CaseEventRow, MessageRow, ReceiptRow
+from hub.store.quarantine import quarantined
+from hub.store.repository import AwaitedReceipt, PlannedDelivery, Store
 from hub.web import create_app
 from simulators.edoreczenia.mailboxes import SimulatorState
 from simulators.edoreczenia.server import create_app as create_simulator_app
+from simulators.edoreczenia.signing import EvidenceSigner
 from simulators.serving import loopback_server
 
 CLIENT_ID, CLIENT_SECRET = "hub-mazowsze", "sekret"
@@ -115,8 +121,23 @@ class Simulator:
 
 
 @pytest.fixture
-def simulator() -> Iterator[Simulator]:
-    state = SimulatorState(clients={CLIENT_ID: CLIENT_SECRET})
+def pki(settings: Settings) -> Settings:
+    """``hub keys init``'s layout: the provider's key in platforms/, its certificate pinned."""
+    init_test_pki(
+        settings.keys,
+        settings.trust,
+        ["edoreczenia"],
+        platforms_dir=settings.var_dir / "platforms",
+    )
+    return settings
+
+
+@pytest.fixture
+def simulator(pki: Settings) -> Iterator[Simulator]:
+    identity = Keystore(pki.var_dir / "platforms").identity("edoreczenia")
+    state = SimulatorState(
+        clients={CLIENT_ID: CLIENT_SECRET}, evidence_signer=EvidenceSigner(identity)
+    )
     app = create_simulator_app(state, validate_responses=True, notify_timeout_s=10.0)
     served = serve(app)
     yield Simulator(served.url, state)
@@ -240,10 +261,40 @@ def send_through_the_store(store: Store, settings: Settings) -> tuple[str, str]:
         receipt = outbound.deliver(envelope)
     finally:
         outbound.stop()
+    # As a worker records it, with a receipt deadline already past: late until E.1 is kept.
+    assert receipt.awaits is not None
     store.complete_delivery(
-        ticket.delivery_id, claim, receipt.external_reference, evidence=receipt.evidence
+        ticket.delivery_id,
+        claim,
+        receipt.external_reference,
+        evidence=receipt.evidence,
+        awaited=AwaitedReceipt(receipt.awaits, datetime.now(UTC)),
     )
     return message_id, receipt.external_reference
+
+
+def open_as_addressee(simulator: Simulator) -> None:
+    """The addressee opens the letter in full format, which issues E.1 (dowód otrzymania)."""
+    citizen = simulator.client()
+    try:
+        (copy,) = citizen.list_messages(CITIZEN)
+        citizen.get_message(CITIZEN, copy.message_id)
+    finally:
+        citizen.close()
+
+
+def issued_evidence_id(simulator: Simulator, kind: str) -> str:
+    # Read from the simulator's state, not downloaded: a download would take the fault.
+    with simulator.state.lock:
+        (evidence_id,) = [
+            item.evidence_id for item in simulator.state.evidences.values() if item.kind == kind
+        ]
+    return evidence_id
+
+
+def case_events(store: Store) -> list[str]:
+    with store.session() as session:
+        return [row.event for row in session.scalars(select(CaseEventRow))]
 
 
 def test_a_new_message_arrives_through_the_webhook_and_is_stored_once_even_when_polled(
@@ -281,10 +332,9 @@ def test_evidences_of_a_sent_message_arrive_through_the_webhook_as_receipts_once
     simulator: Simulator, subscribed: str, webhook_settings: Settings, store: Store
 ) -> None:
     message_id, platform_id = send_through_the_store(store, webhook_settings)
+    open_as_addressee(simulator)
     citizen = simulator.client()
     try:
-        (copy,) = citizen.list_messages(CITIZEN)
-        citizen.get_message(CITIZEN, copy.message_id)  # opening it issues E.1 (dowód otrzymania)
         issued = citizen.evidences(OFFICE, platform_id)
     finally:
         citizen.close()
@@ -307,7 +357,46 @@ def test_evidences_of_a_sent_message_arrive_through_the_webhook_as_receipts_once
     assert sorted(str(receipt.external_id) for receipt in kept) == sorted(
         item.evidence_id for item in issued
     )
+    assert all(receipt.signature_valid is True for receipt in kept)
+    assert "receipt e-Doręczenia E.1" in case_events(store)
+    assert store.late_receipts() == [], "the verified E.1 ends the wait for it"
+    assert quarantined(store, channel="receipts") == []
     assert simulator.admin("GET", "stats").get("notifications_failed", 0) == 0
+
+
+def test_an_evidence_forged_on_its_way_is_quarantined_and_the_delivery_stays_late(
+    simulator: Simulator, subscribed: str, webhook_settings: Settings, store: Store
+) -> None:
+    message_id, _ = send_through_the_store(store, webhook_settings)
+    events_before = case_events(store)
+    simulator.admin("POST", "faults", json={"kind": "forged_evidence", "evidence_type": "E.1"})
+
+    open_as_addressee(simulator)
+    forged_id = issued_evidence_id(simulator, "E.1")
+    wait_for(lambda: simulator.notifications_answered() == 3, "three evidence callbacks")
+    wait_for(lambda: quarantined(store, channel="receipts"), "the forged E.1 to be quarantined")
+
+    (refused,) = quarantined(store, channel="receipts")
+    assert refused.code == "receipt-signature-invalid"
+    assert forged_id in refused.reason
+    assert "the signature does not verify" in refused.reason
+    kept = receipts(store)
+    assert sorted(receipt.kind for receipt in kept) == ["e-Doręczenia A.1", "e-Doręczenia D.1"]
+    assert forged_id not in {receipt.external_id for receipt in kept}
+    assert case_events(store) == events_before
+    assert [late.message_id for late in store.late_receipts()] == [message_id]
+    assert simulator.admin("GET", "stats")["fault_forged_evidence"] == 1
+
+    # The provider's own E.1, read again (the fault was used up), is filed and ends the wait.
+    replayed = {
+        "eDeliveryAddress": OFFICE,
+        "notificationType": "NewEvidence",
+        "notification": [{"id": forged_id, "type": "E.1"}],
+    }
+    assert post_statement(subscribed, OFFICE_ID, replayed, WEBHOOK_SECRET).status_code == 202
+    assert "e-Doręczenia E.1" in {receipt.kind for receipt in receipts(store)}
+    assert "receipt e-Doręczenia E.1" in case_events(store)
+    assert store.late_receipts() == []
 
 
 def test_evidence_of_a_message_the_hub_did_not_send_is_acknowledged_and_not_kept(

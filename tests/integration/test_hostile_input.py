@@ -70,11 +70,12 @@ def region_path(region_path):
 
 @pytest.fixture
 def hostile_settings(settings):
-    # The ESP takes pushes signed by ePUAP's pinned certificate only (trust/platforms/).
+    # The ESP takes pushes signed by ePUAP's pinned certificate only (trust/platforms/);
+    # the e-Doręczenia webhook keeps evidences signed by the provider's pinned one only.
     init_test_pki(
         settings.keys,
         settings.trust,
-        ["146501_1", "1421", "epuap"],
+        ["146501_1", "1421", "epuap", "edoreczenia"],
         platforms_dir=settings.var_dir / "platforms",
     )
     return settings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +40,7 @@ from hub.errors import (
 )
 from hub.region import EndpointConfig, InboundConfig, Office, Region
 from hub.settings import Settings
+from hub.signing.keystore import init_test_pki
 
 OFFICE = Office(
     "146501_1", "Urząd m.st. Warszawy", edoreczenia_address="AE:PL-14650-10000-AAAAA-01"
@@ -183,7 +185,8 @@ def test_an_endpoint_without_credentials_or_with_a_bad_sender_does_not_start() -
         EDoreczeniaOutbound(endpoint(**{**complete, "sender_address": "urzad"}), Settings())
 
 
-def test_an_envelope_with_bad_addressees_is_permanent_before_any_call() -> None:
+def test_an_envelope_with_bad_addressees_is_permanent_before_any_call(tmp_path: Path) -> None:
+    init_test_pki(tmp_path / "keys", tmp_path / "trust", ["edoreczenia"])
     adapter = EDoreczeniaOutbound(
         endpoint(
             token_url="http://127.0.0.1:1/oauth2/token",
@@ -191,13 +194,30 @@ def test_an_envelope_with_bad_addressees_is_permanent_before_any_call() -> None:
             client_secret="s",
             sender_address=OFFICE.edoreczenia_address,
         ),
-        Settings(),
+        Settings(var_dir=tmp_path),
     )
     adapter.setup()
 
     with pytest.raises(PermanentDeliveryError, match="not an e-Doręczenia address"):
         adapter.deliver(outgoing(**{"edoreczenia-recipients": "jan@example.com"}))
     adapter.stop()
+
+
+def test_the_outbound_adapter_will_not_start_without_the_providers_pinned_certificate(
+    tmp_path: Path,
+) -> None:
+    adapter = EDoreczeniaOutbound(
+        endpoint(
+            token_url="http://127.0.0.1:1/oauth2/token",
+            client_id="hub",
+            client_secret="s",
+            sender_address=OFFICE.edoreczenia_address,
+        ),
+        Settings(var_dir=tmp_path),
+    )
+
+    with pytest.raises(ConfigurationError, match=r"platforms/edoreczenia\.pem is missing"):
+        adapter.setup()
 
 
 def test_retry_after_is_read_as_seconds_or_as_a_date() -> None:

@@ -8,13 +8,16 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from lxml import etree
 
-from simulators.edoreczenia.mailboxes import IncomingDocument, SimulatorState
+from simulators.edoreczenia.mailboxes import EVIDENCE_NAMESPACE, IncomingDocument, SimulatorState
 from simulators.edoreczenia.server import create_app
 
 CLIENT_ID, CLIENT_SECRET = "hub", "sekret"
 OFFICE = "AE:PL-14650-10000-AAAAA-01"
 CITIZEN = "AE:PL-51234-56789-BCDEF-11"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+XADES = "http://uri.etsi.org/01903/v1.3.2#"
 
 
 class Clock:
@@ -259,3 +262,49 @@ def test_reset_forgets_everything(http: FlaskClient, state: SimulatorState) -> N
         "request_violations": 0,
         "response_violations": 0,
     }
+
+
+def test_every_evidence_carries_the_providers_enveloped_xades_signature(
+    http: FlaskClient, state: SimulatorState
+) -> None:
+    inject(state)
+    (original,) = state.mailbox(CITIZEN)
+
+    identity = http.get("/_sim/identity").json
+    for evidence in original.evidences:
+        root = etree.fromstring(evidence.document)
+        signature = root.find(f"{{{DS}}}Signature")
+        assert signature is not None, "enveloped: the signature is a child of the evidence"
+        assert signature.find(f".//{{{XADES}}}SignedProperties") is not None
+        certificate = "".join(signature.findtext(f".//{{{DS}}}X509Certificate", "").split())
+        assert certificate in "".join(identity["certificate_pem"].splitlines())
+    assert identity["subject"].startswith("CN=edoreczenia,")
+
+
+def test_a_forged_evidence_is_handed_out_once_for_the_armed_type_and_nothing_else_changes(
+    http: FlaskClient, state: SimulatorState
+) -> None:
+    headers = bearer(http)
+    inject(state)
+    (original,) = state.mailbox(CITIZEN)
+    a1, d1 = original.evidences
+    armed = http.post("/_sim/faults", json={"kind": "forged_evidence", "evidence_type": "D.1"})
+    assert armed.status_code == 201
+
+    listing = http.get(f"/api/v1/{CITIZEN}/messages", headers=headers)
+    first_a1 = http.get(f"/api/v1/{CITIZEN}/evidences/purde/{a1.evidence_id}", headers=headers)
+    forged = http.get(f"/api/v1/{CITIZEN}/evidences/purde/{d1.evidence_id}", headers=headers)
+    again = http.get(f"/api/v1/{CITIZEN}/evidences/purde/{d1.evidence_id}", headers=headers)
+
+    assert listing.status_code == 200, "the guard in front of every call leaves it alone"
+    assert first_a1.data == a1.document
+    assert again.data == d1.document
+    assert forged.data != d1.document
+    # The same signature over a changed event time: a day earlier than signed.
+    stored, tampered = etree.fromstring(d1.document), etree.fromstring(forged.data)
+    moment = f"{{{EVIDENCE_NAMESPACE}}}czasZdarzenia"
+    assert tampered.findtext(moment) != stored.findtext(moment)
+    assert etree.tostring(tampered.find(f"{{{DS}}}Signature")) == etree.tostring(
+        stored.find(f"{{{DS}}}Signature")
+    )
+    assert state.stats["fault_forged_evidence"] == 1

@@ -144,3 +144,23 @@ def test_a_new_sqlite_database_file_is_0600(tmp_path):
     for companion in ("hub.db-wal", "hub.db-shm"):
         if (tmp_path / companion).exists():
             assert mode(tmp_path / companion) == 0o600
+
+
+def test_the_edoreczenia_identity_is_the_simulators_pinned_as_a_platform_and_no_pz_signer(
+    tmp_path,
+):
+    init_test_pki(
+        tmp_path / "keys",
+        tmp_path / "trust",
+        ["epuap", "edoreczenia", "146501_1"],
+        ca_dir=tmp_path / "ca",
+        platforms_dir=tmp_path / "platforms",
+    )
+    trust = tmp_path / "trust"
+
+    assert "edoreczenia.key.pem" not in {path.name for path in (tmp_path / "keys").iterdir()}
+    assert (tmp_path / "platforms" / "edoreczenia.key.pem").exists()
+    pinned = (trust / PLATFORMS / "edoreczenia.pem").read_bytes()
+    assert pinned == (tmp_path / "platforms" / "edoreczenia.pem").read_bytes()
+    # e-Doręczenia makes no Profil Zaufany signatures: its certificate names no citizen.
+    assert sorted(path.name for path in (trust / PROFIL_ZAUFANY).iterdir()) == ["epuap.pem"]
