@@ -3,7 +3,7 @@
 A UPD (urzędowe poświadczenie doręczenia) arrives in the sending office's mailbox when
 the citizen has collected a document sent with ``dorecz``; the hub pulls it like any
 filing. Routed to the ``epuap-receipts`` kind, it is verified (XAdES, against the
-platforms' trust list: only the pinned ePUAP certificate issues receipts) and kept as
+pinned ePUAP certificate: no other platform issues receipts) and kept as
 evidence of the message whose delivery ePUAP registered under the receipt's
 ``IdentyfikatorDokumentu``. A receipt for nothing the hub sent is refused
 (dead-lettered), so an operator sees it. A receipt whose signature fails is no
@@ -17,11 +17,16 @@ from lxml import etree
 
 from hub.adapters import DeliveryReceipt
 from hub.envelope import Envelope
-from hub.errors import MalformedDocument, PermanentDeliveryError, SignatureInvalid
+from hub.errors import (
+    ConfigurationError,
+    MalformedDocument,
+    PermanentDeliveryError,
+    SignatureInvalid,
+)
 from hub.receipts import Evidence
 from hub.region import EndpointConfig
 from hub.settings import Settings
-from hub.signing.trust import PLATFORMS, TrustStore
+from hub.signing.trust import TrustStore, platform_certificate_path
 from hub.signing.xades import verify_document
 from hub.store.repository import Store
 from hub.xml import parse_document
@@ -42,7 +47,15 @@ class EpuapReceiptLinker:
     def setup(self) -> None:
         """Open the store and read the platforms' trust list once."""
         self._store = Store.from_url(self._settings.database_url)
-        self._trust = TrustStore.from_directory(self._settings.trust / PLATFORMS)
+        # ePUAP's own pinned certificate only: another platform's (e-Doręczenia's, in the
+        # same list) issues no UPD.
+        configured = str(self._endpoint.options.get("platform_certificate") or "")
+        path = platform_certificate_path(self._settings.trust, "epuap", configured)
+        if not path.exists():
+            raise ConfigurationError(
+                f"endpoint {self._endpoint.name}: the platform certificate {path} is missing"
+            )
+        self._trust = TrustStore.from_pems([path.read_bytes()])
 
     def stop(self) -> None:
         """Close the store's connections."""
