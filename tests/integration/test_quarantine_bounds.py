@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from hub.cli import cli
 from hub.identity import ClientRegistry
+from hub.signing.keystore import init_test_pki
 from hub.store.quarantine import RefusedInput, quarantine, quarantined
 from hub.store.tables import AUDIT, QUARANTINE
 from hub.web import create_app, refuse
@@ -36,7 +37,7 @@ def region_path(region_path):
         region.write(
             '\n[[inbound]]\nname = "edoreczenia"\nkind = "edoreczenia-poll"\n'
             'url = "http://127.0.0.1:9/api/v1"\ntoken_url = "http://127.0.0.1:9/oauth2/token"\n'
-            f'client_id = "hub"\nclient_secret = "s"\nwebhook_secret = "{WEBHOOK_SECRET}"\n'
+            'client_id = "hub"\nclient_secret = "s"\nwebhook = true\n'
         )
     text = region_path.read_text(encoding="utf-8")
     text = text.replace(
@@ -48,8 +49,22 @@ def region_path(region_path):
 
 
 @pytest.fixture
+def settings(settings):
+    # The webhook keeps evidences signed by the provider's pinned certificate only.
+    init_test_pki(
+        settings.keys,
+        settings.trust,
+        ["146501_1", "edoreczenia"],
+        platforms_dir=settings.var_dir / "platforms",
+    )
+    return settings
+
+
+@pytest.fixture
 def client(settings, store):
-    ClientRegistry(store).add("eod-146501_1", "146501_1", sources=["eod"], token=TOKEN)
+    registry = ClientRegistry(store)
+    registry.add("eod-146501_1", "146501_1", sources=["eod"], token=TOKEN)
+    registry.add("edoreczenia", "region", apis=["edoreczenia-webhook"], token=WEBHOOK_SECRET)
     return create_app(settings, store).test_client()
 
 
