@@ -43,6 +43,7 @@ from hub.envelope import Address, Envelope
 from hub.errors import BrokerUnavailable
 from hub.region import Region, load_region
 from hub.settings import Settings
+from hub.signing.keystore import init_test_pki
 from hub.states import MessageStatus
 from hub.store.migrate import upgrade_database
 from hub.store.models import MessageRow
@@ -140,7 +141,10 @@ def measure_hub_core(plan: CoreRunPlan) -> CoreRunResult:
     children: list[ChildProcess] = []
     region: Region | None = None
     try:
-        eod, eod_url = start_simulator("simulators.eod")
+        # The workers seal every delivery with the hub's key, and the EOD checks each
+        # seal, as in the demo: the path measured is the path the hub runs.
+        init_test_pki(settings.keys, settings.trust, ["hub"])
+        eod, eod_url = start_simulator("simulators.eod", *sealed_eod_arguments(settings))
         children.append(eod)
         region = eod_region(settings, eod_url, plan.offices)
         region_path = write_region(region, plan.work_dir)
@@ -170,6 +174,11 @@ def core_settings(plan: CoreRunPlan) -> Settings:
             "HUB_VAR_DIR": str(plan.work_dir),
         }
     )
+
+
+def sealed_eod_arguments(settings: Settings) -> tuple[str, ...]:
+    """The EOD simulator's options to check the hub's seal on every delivery."""
+    return ("--trust-ca", str(settings.keys / "ca.pem"), "--require-seal")
 
 
 def eod_region(settings: Settings, eod_url: str, office_count: int) -> Region:

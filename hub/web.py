@@ -11,6 +11,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from hub.errors import HubError
 from hub.identity import Client, ClientRegistry
 from hub.logging import get_logger
+from hub.region import Region
+from hub.reload import RegionSource
 from hub.settings import Settings
 from hub.store.quarantine import (
     UNAUTHENTICATED_KEPT_BODY_BYTES,
@@ -26,6 +28,7 @@ WEB_GROUP = "hub.web"
 KIB = 1024
 MIB = 1024 * KIB
 CLIENTS_EXTENSION = "hub_clients"
+REGION_EXTENSION = "hub_region"
 # Sent with every answer of the hub's app, whichever door: the dashboard loads scripts and
 # styles only from its own static files (no inline ones), and no other site may frame it.
 SECURITY_HEADERS = {
@@ -157,6 +160,17 @@ def _bound_request_body() -> None:
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge
 
+def region_source() -> RegionSource:
+    """The app's one reloading region: every door reads the catalogue through it."""
+    source: RegionSource = current_app.extensions[REGION_EXTENSION]
+    return source
+
+
+def current_region() -> Region:
+    """The region as every door of this process sees it now (reloaded when it changes)."""
+    return region_source().current()
+
+
 def client_registry() -> ClientRegistry:
     """The app's client registry (every door's one source of who is calling)."""
     registry: ClientRegistry = current_app.extensions[CLIENTS_EXTENSION]
@@ -217,6 +231,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.config["HUB_SETTINGS"] = settings
     app.config["HUB_STORE"] = store or Store.from_url(settings.database_url)
     app.extensions[CLIENTS_EXTENSION] = ClientRegistry(app.config["HUB_STORE"])
+    # One region for the whole process: a door that loaded its own copy would refuse an
+    # office the others (and the workers) already take after a reload.
+    app.extensions[REGION_EXTENSION] = RegionSource(settings.region_path, settings.region_reload_s)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.before_request(_bound_request_body)
     app.after_request(_add_security_headers)

@@ -46,10 +46,11 @@ from hub.identity import EDORECZENIA_WEBHOOK, REGION, Client, ClientRegistry
 from hub.inbound import accept_into
 from hub.logging import get_logger
 from hub.region import InboundConfig, Office, Region, load_region
+from hub.reload import RegionSource
 from hub.settings import Settings
 from hub.signing.trust import TrustStore
 from hub.store.repository import Store
-from hub.web import admit, problem, refuse
+from hub.web import REGION_EXTENSION, admit, problem, refuse
 
 log = get_logger(__name__)
 
@@ -73,7 +74,8 @@ RESUBSCRIBE_OVERLAP = timedelta(hours=24)
 class WebhookService:
     """What the receiver needs: the catalogue, the store, one UA API client, whom to believe."""
 
-    region: Region
+    # The process's one reloading region: an office added to the file is served here too.
+    regions: RegionSource
     store: Store
     client: EDoreczeniaClient
     processed_label: str
@@ -109,12 +111,13 @@ def register(app: Flask) -> None:
             the provider's certificate is missing.
     """
     settings: Settings = app.config["HUB_SETTINGS"]
-    region = load_region(settings.region_path)
+    regions: RegionSource = app.extensions[REGION_EXTENSION]
+    region = regions.current()
     channel = webhook_channel(region)
     if channel is None:
         return  # no e-Doręczenia channel, or it is polled only
     app.extensions[EXTENSION_KEY] = WebhookService(
-        region=region,
+        regions=regions,
         store=app.config["HUB_STORE"],
         client=channel_client(channel, settings.delivery_timeout_s),
         processed_label=processed_label(channel.options),
@@ -157,7 +160,7 @@ def notification(office_id: str) -> tuple[Response, int]:
     )
     if not isinstance(caller, Client):
         return caller
-    office = service.region.offices.get(office_id)
+    office = service.regions.current().offices.get(office_id)
     if office is None or not office.edoreczenia_address:
         detail = f"office {office_id!r} has no e-Doręczenia mailbox"
         return refuse(CHANNEL, 404, "unknown-office", detail)

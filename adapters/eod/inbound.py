@@ -58,12 +58,10 @@ from hub.envelope import Address, Envelope, is_reserved_header
 from hub.errors import CaseNotFound, HubError, MalformedDocument
 from hub.identity import INTAKE, Client
 from hub.inbound import accept_into
-from hub.reload import RegionSource
 from hub.routing import routes_for
-from hub.settings import Settings
 from hub.states import MessageStatus
 from hub.store.repository import FORWARDED_FROM, Store, StoredInbound
-from hub.web import admit, problem, refuse
+from hub.web import admit, current_region, problem, refuse
 from hub.xml import parse_document, root_namespace
 
 INTAKE_PATH = "/api/documents"
@@ -112,8 +110,6 @@ class Submission:
 
 def register(app: Flask) -> None:
     """Plug the intake into the hub's HTTP app (entry point ``hub.web``)."""
-    settings: Settings = app.config["HUB_SETTINGS"]
-    app.extensions["domain_intake"] = RegionSource(settings.region_path, settings.region_reload_s)
     app.register_blueprint(blueprint)
 
 
@@ -176,7 +172,7 @@ def _forward_refusal(client: Client) -> Answer | None:
     forward_to = request.headers.get(FORWARD_HEADER)
     if forward_to is None:
         return None
-    if forward_to not in _region().current().offices:
+    if forward_to not in current_region().offices:
         detail = f"office {forward_to!r} to forward to is not in the catalogue"
         return refuse(CHANNEL, 404, "unknown-office", detail)
     if forward_to == client.office:
@@ -231,7 +227,7 @@ def _answer_for(stored: StoredInbound) -> Answer:
 
 def _store(submission: Submission) -> Answer:
     envelope, reason = _envelope(submission)
-    if reason is None and not routes_for(_region().current(), envelope):
+    if reason is None and not routes_for(current_region(), envelope):
         reason = (
             f"{UNROUTABLE}: no route takes {envelope.document_type!r} from {submission.source} "
             f"for office {envelope.destination.office}"
@@ -295,11 +291,6 @@ def _envelope(submission: Submission) -> tuple[Envelope, str | None]:
         headers=headers,
     )
     return envelope, reason
-
-
-def _region() -> RegionSource:
-    source: RegionSource = current_app.extensions["domain_intake"]
-    return source
 
 
 def _store_of() -> Store:

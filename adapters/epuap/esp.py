@@ -39,14 +39,15 @@ from hub.errors import ConfigurationError, HubError, MalformedDocument, Signatur
 from hub.inbound import accept_into
 from hub.logging import get_logger
 from hub.receipts import Evidence
-from hub.region import InboundConfig, Office, Region, load_region
+from hub.region import InboundConfig, Office
+from hub.reload import RegionSource
 from hub.settings import Settings
 from hub.signing.keystore import Keystore
 from hub.signing.trust import platform_certificate_path
 from hub.signing.wssecurity import verify_envelope
 from hub.signing.xades import sign_document
 from hub.store.repository import Store
-from hub.web import quarantine_request
+from hub.web import REGION_EXTENSION, quarantine_request
 from hub.xml import parse_document, root_namespace
 
 log = get_logger(__name__)
@@ -75,7 +76,8 @@ class EspService:
     with (WS-Security): only ePUAP pushes to the ESP, never an office or a stranger.
     """
 
-    region: Region
+    # The process's one reloading region: an office added to the file is served here too.
+    regions: RegionSource
     store: Store
     keystore: Keystore
     platform_certificate_pem: bytes
@@ -94,13 +96,14 @@ def register(app: Flask) -> None:
             ePUAP's certificate is missing: the hub does not start an ESP anyone can push to.
     """
     settings: Settings = app.config["HUB_SETTINGS"]
-    region = load_region(settings.region_path)
+    regions: RegionSource = app.extensions[REGION_EXTENSION]
+    region = regions.current()
     channel = next((c for c in region.inbound if c.kind == "epuap-esp"), None)
     if channel is None:
         return  # this region receives nothing by push
     client = zeep.Client(str(SKRYTKA_WSDL), settings=zeep_settings())
     app.extensions["epuap_esp"] = EspService(
-        region=region,
+        regions=regions,
         store=app.config["HUB_STORE"],
         keystore=Keystore(settings.keys, settings.keystore_password),
         platform_certificate_pem=_pinned_platform_certificate(channel, settings),
@@ -194,7 +197,7 @@ def _receive(service: EspService, raw: bytes) -> dict[str, Any]:
     except (zeep.exceptions.Error, ValueError) as exc:
         raise EspRefusal(CODE_MALFORMED_REQUEST, f"not a nadaj request: {exc}") from exc
     header, body = request_values.header, request_values.body
-    office = service.region.office_by_esp(str(header.adresSkrytki or ""))
+    office = service.regions.current().office_by_esp(str(header.adresSkrytki or ""))
     if office is None:
         raise EspRefusal(CODE_UNKNOWN_MAILBOX, f"no office has the mailbox {header.adresSkrytki!r}")
     content: bytes = body.zawartosc or b""

@@ -16,15 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, jsonify, request, url_for
 
 from hub.region import OFFICE_KINDS, Office, Region, ServiceConfig
-from hub.reload import RegionSource
 from hub.routing import service_routes
-from hub.settings import Settings
-from hub.web import problem
+from hub.web import current_region, problem
 
-EXTENSION = "catalogue"
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 1000
 
@@ -33,14 +30,11 @@ blueprint = Blueprint("catalogue", __name__, url_prefix="/api/catalogue")
 
 def register(app: Flask) -> None:
     """Plug the catalogue into the hub's HTTP app (entry point ``hub.web``)."""
-    settings: Settings = app.config["HUB_SETTINGS"]
-    app.extensions[EXTENSION] = RegionSource(settings.region_path, settings.region_reload_s)
     app.register_blueprint(blueprint)
 
 
 def _region() -> Region:
-    source: RegionSource = current_app.extensions[EXTENSION]
-    return source.current()
+    return current_region()
 
 
 @blueprint.get("/offices")

@@ -100,7 +100,9 @@ def tenant_urls(region_path, vhost, amqp_url):
     vhost[1].extend(tenants)
     return {
         item.tenant.endpoint: in_vhost(amqp_url, vhost[0], item.tenant.user, item.password)
-        for item in TenantAccounts(Rabbitmqctl()).add(tenants)
+        # Rotated: users of these names may be left from a demo run on the same broker
+        # (RabbitMQ's users are not per vhost), and the test must know their passwords.
+        for item in TenantAccounts(Rabbitmqctl()).add(tenants, rotate=True)
     }
 
 

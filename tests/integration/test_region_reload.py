@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 
 import pytest
 from legacy_support import document, submit
@@ -19,7 +20,9 @@ from sqlalchemy import select
 from support import OFFICES, serve_in_thread
 
 from hub.broker.connection import close_quietly, connect
+from hub.identity import ClientRegistry
 from hub.store.models import DeliveryRow
+from hub.web import REGION_EXTENSION, create_app
 from simulators.eod.server import create_app as create_eod_app
 
 PISMO = "http://crd.gov.pl/wzor/2013/12/12/1410/"
@@ -156,3 +159,29 @@ def assert_received_once(simulator, message_ids):
     received = simulator.admin("GET", "/_sim/received")
     assert sorted(received) == sorted(message_ids)
     assert {entry["count"] for entry in received.values()} == {1}
+
+
+def test_every_door_of_a_running_app_takes_a_new_office_from_one_reloaded_region(
+    settings, store, region_path, eod, copy_eod
+):
+    app = create_app(settings.replace(region_reload_s=RELOAD_S), store)
+    http = app.test_client()
+    raszyn = ClientRegistry(store).add("eod-raszyn", RASZYN, sources=["eod"])
+
+    def post_letter():
+        return http.post(
+            "/api/documents",
+            data=b'<w:Pismo xmlns:w="http://crd.gov.pl/wzor/2013/12/12/1410/"/>',
+            content_type="application/xml",
+            headers={"Authorization": f"Bearer {raszyn}", "Idempotency-Key": uuid.uuid4().hex},
+        )
+
+    assert http.get(f"/api/catalogue/offices/{RASZYN}/services").status_code == 404
+    assert post_letter().json["type"] == "urn:hub:problem:unroutable"
+
+    replace_file(region_path, region_text(eod.url, copy_eod.url, grown=True))
+    time.sleep(RELOAD_S * 3)
+
+    assert http.get(f"/api/catalogue/offices/{RASZYN}/services").status_code == 200
+    assert post_letter().status_code == 202
+    assert app.extensions[REGION_EXTENSION].current().offices[RASZYN].name == "Urząd Gminy Raszyn"

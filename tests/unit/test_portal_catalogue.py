@@ -6,7 +6,9 @@ import pytest
 from flask import Flask
 
 from adapters.portal.catalogue import register
+from hub.reload import RegionSource
 from hub.settings import Settings
+from hub.web import REGION_EXTENSION
 
 REGION = """\
 [[offices]]
@@ -39,6 +41,8 @@ systems = ["eod"]
 def client_for(settings):
     app = Flask("test")
     app.config["HUB_SETTINGS"] = settings
+    # The core app hands every door one reloading region; so does this bare app.
+    app.extensions[REGION_EXTENSION] = RegionSource(settings.region_path, settings.region_reload_s)
     register(app)
     return app.test_client()
 
