@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run every benchmark once at a tiny size, so that one which cannot run shows in CI.
+# Figures are printed, never asserted; compare ratios only in full-size runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=.venv/bin/python
+run() {
+  echo "bench-smoke: $*"
+  timeout 300 "$py" "$@"
+}
+run benchmarks/signing.py --seconds 0.2
+run benchmarks/mappings.py --seconds 0.2
+run benchmarks/client_auth.py --clients 5 --calls 50
+run benchmarks/register_tenants.py --tenants 3 --connections 3
+run benchmarks/demo_throughput.py --skip-demo --databases sqlite,postgresql --core-documents 20 \
+  --offices 2 --workers 1 --broker-messages 200 --sqlite-rows 200 --postgres-rows 200 \
+  --http-requests 100
+echo "bench-smoke: every benchmark ran"
