@@ -16,49 +16,27 @@ check them reads the certificate from ``GET /_sim/identity``.
 from __future__ import annotations
 
 import datetime
-import tempfile
-import threading
-from pathlib import Path
 
 from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
 from signxml.xades.xades import XAdESSigner
 
-from hub.signing.keystore import Keystore, SigningIdentity, init_keystore
+from hub.signing.keystore import SigningIdentity
+from simulators.identity import PlatformIdentity
 
 #: Name of the identity a keystore holds for the simulated provider.
 PLATFORM_IDENTITY = "edoreczenia"
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
-class EvidenceSigner:
+class EvidenceSigner(PlatformIdentity):
     """The simulated provider's signing identity, and the evidences it signs."""
 
     def __init__(
         self, identity: SigningIdentity | None = None, ca_certificate_pem: bytes | None = None
     ) -> None:
-        """Remember the configured identity (None: make a throwaway one when first needed).
-
-        Args:
-            identity: the provider's certificate and key, usually ``edoreczenia`` of a keystore.
-            ca_certificate_pem: the CA that issued ``identity``, reported to clients.
-        """
-        self._identity = identity
-        self._ca_certificate_pem = ca_certificate_pem
-        self._lock = threading.Lock()
-
-    def identity(self) -> SigningIdentity:
-        """Return the signing identity, creating the throwaway one on first call."""
-        with self._lock:
-            if self._identity is None:
-                self._identity, self._ca_certificate_pem = _throwaway_identity()
-            return self._identity
-
-    def ca_certificate_pem(self) -> bytes | None:
-        """Return the issuing CA's certificate, when known."""
-        self.identity()
-        with self._lock:
-            return self._ca_certificate_pem
+        """Sign as ``identity`` (None: a throwaway one made when first needed)."""
+        super().__init__(PLATFORM_IDENTITY, identity, ca_certificate_pem)
 
     def sign(self, document: bytes) -> bytes:
         """Return ``document`` with the provider's enveloped XAdES-BES signature."""
@@ -94,11 +72,3 @@ def tampered(document: bytes, event_element: str) -> bytes:
     earlier = moment - datetime.timedelta(days=1)
     element.text = earlier.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-
-
-def _throwaway_identity() -> tuple[SigningIdentity, bytes]:
-    """Create a test CA and a provider identity in a temporary folder, and read them back."""
-    with tempfile.TemporaryDirectory(prefix="edoreczenia-simulator-keys-") as directory:
-        keystore = Keystore(Path(directory) / "keys")
-        init_keystore(keystore.directory, [PLATFORM_IDENTITY], ca_dir=Path(directory) / "ca")
-        return keystore.identity(PLATFORM_IDENTITY), keystore.ca_certificate_pem()

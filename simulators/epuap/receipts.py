@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,8 +23,9 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from hub.signing.keystore import Keystore, SigningIdentity, init_keystore
+from hub.signing.keystore import SigningIdentity
 from hub.signing.xades import sign_document
+from simulators.identity import PlatformIdentity
 
 __all__ = [
     "INFO_SKROT_DOKUMENTU",
@@ -160,7 +160,7 @@ def _xml_datetime(moment: datetime) -> str:
     return moment.astimezone(_WARSAW).isoformat(timespec="milliseconds")
 
 
-class ReceiptSigner:
+class ReceiptSigner(PlatformIdentity):
     """The simulated platform's signing identity, and the receipts it signs.
 
     Without a configured identity (no ``--keystore``) the simulator makes a throwaway
@@ -169,31 +169,11 @@ class ReceiptSigner:
     """
 
     def __init__(self, identity: SigningIdentity | None, ca_certificate_pem: bytes | None) -> None:
-        """Remember the configured identity (None: make one when first needed).
-
-        Args:
-            identity: the platform's certificate and key, usually ``epuap`` of a keystore.
-            ca_certificate_pem: the CA that issued ``identity``, reported to clients.
-        """
-        self._identity = identity
-        self._ca_certificate_pem = ca_certificate_pem
-        self._lock = threading.Lock()
+        """Sign as ``identity`` (None: a throwaway one made when first needed)."""
+        super().__init__(PLATFORM_IDENTITY, identity, ca_certificate_pem)
         self._schema = upo_schema()
         # One libxml2 schema object keeps one error log: validate one receipt at a time.
         self._schema_lock = threading.Lock()
-
-    def identity(self) -> SigningIdentity:
-        """Return the signing identity, creating the throwaway one on first call."""
-        with self._lock:
-            if self._identity is None:
-                self._identity, self._ca_certificate_pem = _throwaway_identity()
-            return self._identity
-
-    def ca_certificate_pem(self) -> bytes | None:
-        """Return the issuing CA's certificate, when known."""
-        self.identity()
-        with self._lock:
-            return self._ca_certificate_pem
 
     def sign(self, receipt: bytes) -> bytes:
         """Return ``receipt`` with the platform's enveloped XAdES-BES signature.
@@ -207,11 +187,3 @@ class ReceiptSigner:
         with self._schema_lock:
             self._schema.assertValid(parsed)
         return signed
-
-
-def _throwaway_identity() -> tuple[SigningIdentity, bytes]:
-    """Create a test CA and a platform identity in a temporary folder, and read them back."""
-    with tempfile.TemporaryDirectory(prefix="epuap-simulator-keys-") as directory:
-        keystore = Keystore(Path(directory) / "keys")
-        init_keystore(keystore.directory, [PLATFORM_IDENTITY], ca_dir=Path(directory) / "ca")
-        return keystore.identity(PLATFORM_IDENTITY), keystore.ca_certificate_pem()
