@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from importlib.metadata import entry_points
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Request, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from hub.errors import HubError
@@ -177,9 +177,9 @@ def client_registry() -> ClientRegistry:
     return registry
 
 
-def bearer_token() -> str:
-    """The request's ``Authorization: Bearer`` token, or an empty string."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+def bearer_token(incoming: Request | None = None) -> str:
+    """The ``Authorization: Bearer`` token of ``incoming`` (default: this request), or ''."""
+    scheme, _, token = (incoming or request).headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 

@@ -55,7 +55,7 @@ from hub.logging import get_logger
 from hub.region import load_region
 from hub.settings import Settings
 from hub.store.repository import Store
-from hub.web import client_registry, problem
+from hub.web import bearer_token, client_registry, problem
 from monitoring.logins import DashboardSessions, LoginThrottle
 
 blueprint = Blueprint("auth", __name__)
@@ -261,10 +261,10 @@ def bearer_account(incoming: Request) -> Account | None:
     Only a bearer token counts here, never a client certificate alone: a browser offers
     its certificate by itself, and the CSRF check trusts requests that carry a token.
     """
-    scheme, _, token = incoming.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(incoming)
+    if not token:
         return None
-    client = client_registry().authenticate(token.strip())
+    client = client_registry().authenticate(token)
     if client is None or not client.may_call(MONITORING) or client.role is None:
         return None
     return Account(client.name, Role.parse(client.role), secret_hash="", office=client.office)
