@@ -38,17 +38,16 @@ import sqlalchemy
 from sqlalchemy import func, select
 
 from hub.broker.connection import close_quietly, connect, translate_broker_errors
-from hub.broker.topology import Topology
 from hub.envelope import Address, Envelope
 from hub.errors import BrokerUnavailable
 from hub.region import Region, load_region
+from hub.region_render import render_region
 from hub.settings import Settings
 from hub.signing.keystore import init_test_pki
 from hub.states import MessageStatus
 from hub.store.migrate import upgrade_database
 from hub.store.models import MessageRow
 from hub.store.repository import AcceptOutcome, Store, aware
-from simulators.demo import render_region
 from simulators.epuap.documents import generate_pismo_ogolne
 from simulators.processes import ChildProcess, start_hub_process, start_simulator, stop_all
 
@@ -302,9 +301,7 @@ def delete_queues(settings: Settings, region: Region) -> None:
         connection = connect(settings.amqp_url)
         try:
             with translate_broker_errors(settings.amqp_url):
-                Topology(settings.queue_prefix).delete(
-                    connection.channel(), region.endpoints, settings.retry_delays_s
-                )
+                settings.topology.delete(connection.channel())
         finally:
             close_quietly(connection)
     except BrokerUnavailable as exc:

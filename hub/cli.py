@@ -518,16 +518,16 @@ def receipts_late(settings: Settings, as_json: bool, limit: int, after: str | No
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="Consumers in this process (default: settings worker_threads).",
+    help="Handler threads in this process (default: settings worker_threads).",
 )
 def worker(settings: Settings, role: str, threads: int | None) -> None:
     """Consume routing and/or delivery queues until SIGTERM."""
-    from hub.runtime import run_worker_threads
+    from hub.runtime import run_worker
     from hub.store.repository import Store
 
     roles = {"route", "deliver"} if role == "all" else {role}
     store = Store.from_url(settings.database_url)
-    run_worker_threads(settings, store, roles, threads or settings.worker_threads)
+    run_worker(settings, store, roles, threads or settings.worker_threads)
 
 
 @cli.command()
@@ -537,9 +537,9 @@ def relay(settings: Settings) -> None:
     from hub.runtime import build_relay, stop_on_signals
     from hub.store.repository import Store
 
-    outbox_relay, endpoints = build_relay(settings, Store.from_url(settings.database_url))
+    outbox_relay = build_relay(settings, Store.from_url(settings.database_url))
     stop_on_signals(outbox_relay.stop_requested)
-    outbox_relay.run(endpoints)
+    outbox_relay.run()
 
 
 @cli.command()

@@ -36,12 +36,12 @@ class OutboxRelay:
         self._audit = AuditChainer(store, settings)
         self.stop_requested = threading.Event()
 
-    def run(self, endpoints: list[str]) -> None:
+    def run(self) -> None:
         """Relay until stopped, waiting out broker and database outages."""
         backoff_s = 0.5
         while not self.stop_requested.is_set():
             try:
-                self._run_connected(endpoints)
+                self._run_connected()
                 backoff_s = 0.5
             except (BrokerUnavailable, StoreUnavailable, PublishRefused) as exc:
                 # A refused publish means the topology is missing (a queue deleted by
@@ -51,12 +51,12 @@ class OutboxRelay:
                 backoff_s = min(backoff_s * 2, self._settings.broker_backoff_max_s)
         self._lease.release()
 
-    def _run_connected(self, endpoints: list[str]) -> None:
+    def _run_connected(self) -> None:
         connection = connect(self._settings.amqp_url)
         try:
             with translate_broker_errors(self._settings.amqp_url):
                 channel = connection.channel()
-                self._topology.declare(channel, endpoints, self._settings.retry_delays_s)
+                self._topology.declare(channel)
                 publisher = ConfirmingPublisher(connection, self._settings.amqp_url)
                 log.info("relay_started")
                 while not self.stop_requested.is_set():

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
 from types import FrameType
 
-from pika.adapters.blocking_connection import BlockingChannel
-
-from hub.broker.consumer import ConsumerLoop, IncomingMessage
-from hub.broker.publisher import ConfirmingPublisher
-from hub.broker.topology import Topology
+from hub.broker.consumer import ConsumerLoop, IncomingMessage, Publisher
+from hub.isolation import BurstMeter
 from hub.poller import Poller
-from hub.region import Region, load_region
+from hub.region import load_region
 from hub.relay import OutboxRelay
 from hub.reload import RouterSource
 from hub.routing import BUILTIN_STEPS, Step
@@ -38,34 +34,36 @@ def stop_on_signals(*events: threading.Event) -> None:
 
 
 def build_worker(
-    settings: Settings, store: Store, roles: set[str], delivery: DeliveryWorker | None = None
+    settings: Settings,
+    store: Store,
+    roles: set[str],
+    delivery: DeliveryWorker | None = None,
+    threads: int | None = None,
 ) -> ConsumerLoop:
     """A consumer loop that routes accepted documents and/or delivers to endpoints.
 
+    One connection consumes the accepted queue and the delivery shards (a constant
+    number, whatever the region's size, so a worker consumes within a moment of its
+    start) and hands messages to ``threads`` handler threads (``worker_threads``).
     ``delivery`` replaces the default delivery worker (tests hand in one whose adapters
     fail on purpose). Both follow the region file: a valid new version is taken between
-    messages (setting ``region_reload_s``), with queues for its new endpoints declared
-    before anything is routed to them and consumed by the delivering loops.
+    messages (setting ``region_reload_s``).
     """
     routers = RouterSource.of_file(
         settings.region_path, settings.region_reload_s, route_steps(settings)
     )
     regions = routers.regions
-    topology = Topology(settings.queue_prefix)
-    routing = RoutingWorker(store, routers, topology)
+    topology = settings.topology
+    bursts = BurstMeter(settings.burst_deliveries, settings.burst_window_s)
+    routing = RoutingWorker(store, routers, topology, bursts)
     delivery = delivery or DeliveryWorker(store, regions.current(), settings, topology)
     if delivery.regions is None:
         delivery.regions = regions
+    queues = [topology.accepted_queue] if "route" in roles else []
+    if "deliver" in roles:
+        queues += topology.delivery_queues
 
-    def queues() -> list[str]:
-        wanted = [topology.accepted_queue] if "route" in roles else []
-        if "deliver" in roles:
-            wanted += [
-                topology.delivery_queue(endpoint) for endpoint in regions.current().endpoints
-            ]
-        return wanted
-
-    def handle(message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
+    def handle(message: IncomingMessage, publisher: Publisher) -> None:
         if message.queue == topology.accepted_queue:
             routing.handle(message, publisher)
         else:
@@ -73,15 +71,15 @@ def build_worker(
 
     return ConsumerLoop(
         settings.amqp_url,
-        queues(),
+        queues,
         handle,
         prefetch=lambda queue: (
             settings.prefetch if queue == topology.accepted_queue else settings.delivery_prefetch
         ),
-        on_connect=declare_topology(settings, regions.current),
+        on_connect=topology.declare,
         store_ready=store.reachable,
         backoff_max_s=settings.broker_backoff_max_s,
-        more_queues=queues if "deliver" in roles else None,
+        concurrency=threads or settings.worker_threads,
     )
 
 
@@ -103,43 +101,21 @@ def route_steps(settings: Settings) -> dict[str, Step]:
     return steps
 
 
-def run_worker_threads(settings: Settings, store: Store, roles: set[str], threads: int) -> None:
-    """Run ``threads`` consumer loops in this process until SIGTERM.
+def run_worker(settings: Settings, store: Store, roles: set[str], threads: int) -> None:
+    """Run one consumer loop with ``threads`` handler threads in this process until SIGTERM.
 
-    Each loop has its own connection and channel (pika is not thread-safe). Most of a
-    delivery is spent waiting (on the destination, the database, the broker's confirm),
-    so several consumers per process overlap those waits; a slow endpoint then holds
-    one consumer, not the whole worker.
+    Most of a delivery is spent waiting (on the destination, the database, the broker's
+    confirm), so several handler threads overlap those waits; a slow endpoint holds at
+    most ``endpoint_concurrency`` of them.
     """
-    loops = [build_worker(settings, store, roles) for _ in range(threads)]
-    stop_on_signals(*(loop.stop_requested for loop in loops))
-    runners = [
-        threading.Thread(target=loop.run, name=f"consumer-{n}") for n, loop in enumerate(loops)
-    ]
-    for runner in runners:
-        runner.start()
-    for runner in runners:
-        runner.join()
+    loop = build_worker(settings, store, roles, threads=threads)
+    stop_on_signals(loop.stop_requested)
+    loop.run()
 
 
-def declare_topology(
-    settings: Settings, region: Region | Callable[[], Region]
-) -> Callable[[BlockingChannel], None]:
-    """A callback that declares the region's topology (the current one, if given a getter)."""
-    topology = Topology(settings.queue_prefix)
-
-    def declare(channel: BlockingChannel) -> None:
-        current = region() if callable(region) else region
-        topology.declare(channel, list(current.endpoints), settings.retry_delays_s)
-
-    return declare
-
-
-def build_relay(settings: Settings, store: Store) -> tuple[OutboxRelay, list[str]]:
-    """The outbox relay and the endpoints whose queues it declares."""
-    region = load_region(settings.region_path)
-    relay = OutboxRelay(store, settings, Topology(settings.queue_prefix), worker_name())
-    return relay, list(region.endpoints)
+def build_relay(settings: Settings, store: Store) -> OutboxRelay:
+    """The outbox relay (it declares the whole topology: a constant set of queues)."""
+    return OutboxRelay(store, settings, settings.topology, worker_name())
 
 
 def build_poller(settings: Settings, store: Store) -> Poller:

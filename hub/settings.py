@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hub.broker.topology import Topology
 from hub.errors import ConfigurationError
 
 ENV_PREFIX = "HUB_"
@@ -57,11 +58,28 @@ class Settings:
     log_format: str = "console"
     log_level: str = "info"
     prefetch: int = 20
-    # RabbitMQ bounds unacked messages per consumer on quorum queues (no channel-wide
-    # limit), and a delivering consumer has one per endpoint queue: with 20, one
-    # consumer took a whole burst to an endpoint while the others idled (docs/broker.md).
-    delivery_prefetch: int = 1
-    worker_threads: int = 4
+    # Unacked messages per delivery shard per worker process (quorum queues bound them
+    # per consumer only); with the shards of both lanes they feed the process's
+    # worker_threads handler threads (docs/broker.md).
+    delivery_prefetch: int = 4
+    worker_threads: int = 8
+    # The delivery queues: this many shards in each of two lanes (normal, bulk). An
+    # endpoint's deliveries go to the shard its name hashes to, so the number of queues
+    # is a constant whatever the region's size.
+    delivery_shards: int = 2
+    # Deliveries to one endpoint in flight at once in one worker process; the rest wait
+    # in the hold tiers without using an attempt, so a slow system holds few threads.
+    endpoint_concurrency: int = 2
+    # Delay tiers (seconds) for deliveries held back (endpoint busy, circuit open): each
+    # hold of one delivery waits in the next tier (these and retry_delays_s together),
+    # up to hold_max_s.
+    hold_delays_s: tuple[int, ...] = (1, 5, 30)
+    hold_max_s: int = 600
+    # An endpoint that takes more than burst_deliveries within burst_window_s (counted
+    # by each routing process) gets its further deliveries in the bulk lane, so the other
+    # endpoints' documents do not queue behind the burst. 0 turns lanes off.
+    burst_deliveries: int = 200
+    burst_window_s: float = 10.0
     relay_batch_size: int = 500
     relay_idle_s: float = 0.05
     poll_interval_s: float = 1.0
@@ -130,6 +148,7 @@ class Settings:
             raise ConfigurationError("max_attempts must be at least 1")
         if self.prefetch < 1 or self.delivery_prefetch < 1:
             raise ConfigurationError("prefetch and delivery_prefetch must be at least 1")
+        self._check_delivery()
         if self.max_age_s <= 0:
             raise ConfigurationError("max_age_s must be positive")
         if self.dashboard_cookie_secure not in {"auto", "always"}:
@@ -141,6 +160,16 @@ class Settings:
             raise ConfigurationError("region_reload_s must be 0 (never) or positive")
         if self.quarantine_retention_days < 1:
             raise ConfigurationError("quarantine_retention_days must be at least 1")
+
+    def _check_delivery(self) -> None:
+        if min(self.worker_threads, self.delivery_shards, self.endpoint_concurrency) < 1:
+            raise ConfigurationError(
+                "worker_threads, delivery_shards and endpoint_concurrency must be at least 1"
+            )
+        if not self.hold_delays_s or any(delay <= 0 for delay in self.hold_delays_s):
+            raise ConfigurationError("hold_delays_s must list positive whole seconds")
+        if self.burst_deliveries < 0 or self.burst_window_s <= 0:
+            raise ConfigurationError("burst_deliveries must be 0 or more, burst_window_s positive")
 
     @classmethod
     def load(
@@ -188,6 +217,16 @@ class Settings:
         """The trust store folder of CA certificates (default ``<var_dir>/trust``)."""
         assert self.trust_store_dir is not None
         return self.trust_store_dir
+
+    @property
+    def delay_tiers_s(self) -> tuple[int, ...]:
+        """Every delay tier the broker has: the retry tiers and the hold tiers."""
+        return tuple(sorted({*self.retry_delays_s, *self.hold_delays_s}))
+
+    @property
+    def topology(self) -> Topology:
+        """The queues and exchanges of this hub (its prefix, shards and delay tiers)."""
+        return Topology(self.queue_prefix, self.delivery_shards, self.delay_tiers_s)
 
     @property
     def is_sqlite(self) -> bool:

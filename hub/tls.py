@@ -135,4 +135,3 @@ def peer_certificate_sha256(environ: Mapping[str, Any]) -> str | None:
     if not der:
         return None
     return hashlib.sha256(der).hexdigest()
-

@@ -160,6 +160,7 @@ def _bound_request_body() -> None:
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge
 
+
 def region_source() -> RegionSource:
     """The app's one reloading region: every door reads the catalogue through it."""
     source: RegionSource = current_app.extensions[REGION_EXTENSION]

@@ -10,20 +10,20 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import pika
 import structlog
 
 from hub.adapters import OutboundAdapter, outbound_adapter
-from hub.breaker import CircuitBreakers
+from hub.breaker import CircuitBreakers, Gate
 from hub.broker.codec import from_amqp, header, to_amqp
-from hub.broker.consumer import IncomingMessage
-from hub.broker.publisher import ConfirmingPublisher
+from hub.broker.consumer import IncomingMessage, Publisher
 from hub.broker.topology import Topology
 from hub.envelope import Envelope
 from hub.errors import (
@@ -33,10 +33,11 @@ from hub.errors import (
     RejectedInput,
     TransientDeliveryError,
 )
+from hub.isolation import HELD_HEADER, BurstMeter, EndpointSlots, HoldPolicy, times_held
 from hub.logging import get_logger
 from hub.region import EndpointConfig, Region
 from hub.reload import RegionSource, RouterSource
-from hub.retry import RetryPolicy, shortest_tier_at_least
+from hub.retry import RetryPolicy
 from hub.routing import RouteDecision, Router
 from hub.settings import Settings
 from hub.signing.steps import SIGNATURE_CHECKS
@@ -54,6 +55,11 @@ from hub.store.repository import (
 log = get_logger(__name__)
 
 ENDPOINT_HEADER = "hub-endpoint"
+# A delivery whose endpoint has all its slots in use waits this long for one in its
+# thread (a fast system frees one within milliseconds) before it is held in a delay tier;
+# a busy endpoint's holds stay short (a slot frees as soon as one answer comes back).
+SLOT_WAIT_S = 0.5
+BUSY_HOLD_MAX_S = 30
 REASON_HEADER = "hub-dead-reason"
 
 
@@ -63,7 +69,7 @@ def worker_name() -> str:
 
 
 def publish_dead(
-    publisher: ConfirmingPublisher,
+    publisher: Publisher,
     topology: Topology,
     message: IncomingMessage,
     reason: str,
@@ -83,7 +89,7 @@ def publish_dead(
 
 
 def envelope_or_park(
-    message: IncomingMessage, publisher: ConfirmingPublisher, topology: Topology
+    message: IncomingMessage, publisher: Publisher, topology: Topology
 ) -> Envelope | None:
     """The envelope a message carries, or None after parking a message that carries none."""
     try:
@@ -131,32 +137,30 @@ def _signature_check(record: dict[str, Any]) -> SignatureCheck:
 class RoutingWorker:
     """Routes accepted documents: decide destinations, store deliveries, publish them.
 
-    Given a :class:`RouterSource`, it takes a reloaded region between two documents,
-    first declaring the delivery queues of the new region's endpoints, so nothing is
-    published to a queue that does not exist yet.
+    Given a :class:`RouterSource`, it takes a reloaded region between two documents; a new
+    endpoint needs no queue of its own (its deliveries go to the shard its name hashes
+    to). A :class:`BurstMeter` shared by the process's threads picks each delivery's lane.
     """
 
-    def __init__(self, store: Store, router: Router | RouterSource, topology: Topology) -> None:
+    def __init__(
+        self,
+        store: Store,
+        router: Router | RouterSource,
+        topology: Topology,
+        bursts: BurstMeter | None = None,
+    ) -> None:
         self._store = store
         self._routers = router if isinstance(router, RouterSource) else None
         self._router = router.current() if isinstance(router, RouterSource) else router
         self._topology = topology
-        self._declared = set(self._router.endpoints())
+        self._bursts = bursts or BurstMeter(burst=0, window_s=1.0)
 
-    def _current_router(self, publisher: ConfirmingPublisher) -> Router:
-        if self._routers is None:
-            return self._router
-        router = self._routers.current()
-        if router is not self._router:
-            new = sorted(set(router.endpoints()) - self._declared)
-            if new:
-                publisher.declare(lambda channel: self._topology.declare(channel, new, ()))
-                self._declared.update(new)
-                log.info("region_endpoints_declared", endpoints=new)
-            self._router = router
+    def _current_router(self) -> Router:
+        if self._routers is not None:
+            self._router = self._routers.current()
         return self._router
 
-    def handle(self, message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
+    def handle(self, message: IncomingMessage, publisher: Publisher) -> None:
         """Route one accepted document (idempotent by envelope id)."""
         envelope = envelope_or_park(message, publisher, self._topology)
         if envelope is None:
@@ -166,11 +170,9 @@ class RoutingWorker:
         ):
             self._route(envelope, message, publisher)
 
-    def _route(
-        self, envelope: Envelope, message: IncomingMessage, publisher: ConfirmingPublisher
-    ) -> None:
+    def _route(self, envelope: Envelope, message: IncomingMessage, publisher: Publisher) -> None:
         message_id = str(envelope.envelope_id)
-        router = self._current_router(publisher)
+        router = self._current_router()
         try:
             decisions = router.decide(envelope)
             outgoing = {
@@ -200,7 +202,7 @@ class RoutingWorker:
 
     def _publish_delivery(
         self,
-        publisher: ConfirmingPublisher,
+        publisher: Publisher,
         decision: RouteDecision,
         envelope: Envelope,
         delivery_id: str,
@@ -208,17 +210,52 @@ class RoutingWorker:
         properties, body = to_amqp(
             envelope, delivery_id, {ENDPOINT_HEADER: decision.endpoint, "hub-route": decision.route}
         )
+        lane = self._bursts.lane_of(decision.endpoint)
         publisher.publish(
             self._topology.exchange,
-            self._topology.delivery_key(decision.endpoint),
+            self._topology.delivery_key(decision.endpoint, lane),
             properties,
             body,
         )
 
 
 @dataclass
+class Delivery:
+    """One delivery message as the chain hands it along, read once at the door."""
+
+    endpoint: str
+    envelope: Envelope
+    message: IncomingMessage
+    publisher: Publisher
+    gate: Gate = field(default_factory=lambda: Gate(True))
+    claim: Claim | None = None
+
+    @property
+    def delivery_id(self) -> str:
+        """The delivery's id (the message id it travels under)."""
+        return self.message.message_id
+
+
+Proceed = Callable[[Delivery], None]
+
+
+class Middleware(Protocol):
+    """One link of the delivery chain: act, then call ``proceed`` (or do not)."""
+
+    def __call__(self, delivery: Delivery, proceed: Proceed) -> None:
+        """Handle ``delivery``, passing it on with ``proceed`` if it may go further."""
+
+
+@dataclass
 class DeliveryWorker:
-    """Delivers to endpoints through their adapters, recording every attempt."""
+    """Delivers to endpoints through their adapters, recording every attempt.
+
+    A delivery passes a short chain (:meth:`chain`): its log context, the endpoint's
+    circuit, a slot among the endpoint's in-flight deliveries in this process, the claim
+    in the store, and last the attempt itself. A link that cannot let it go on now holds
+    it in a delay tier (no attempt used) or parks it. One worker serves every handler
+    thread of its process: each thread builds adapters of its own.
+    """
 
     store: Store
     region: Region
@@ -228,12 +265,17 @@ class DeliveryWorker:
     name: str = field(default_factory=worker_name)
     # Where a reloaded region comes from (None: ``region`` stays as given).
     regions: RegionSource | None = None
+    slots: EndpointSlots | None = None
     breakers: CircuitBreakers = field(init=False)
-    # The configuration each adapter this worker built was built from.
-    _built_from: dict[str, EndpointConfig] = field(init=False, default_factory=dict)
+    _holds: HoldPolicy = field(init=False)
+    _local: threading.local = field(init=False, default_factory=threading.local)
+    _built: list[OutboundAdapter] = field(init=False, default_factory=list)
+    _built_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.breakers = CircuitBreakers(self.store, self.settings)
+        self.slots = self.slots or EndpointSlots(self.settings.endpoint_concurrency)
+        self._holds = HoldPolicy(self.settings.delay_tiers_s, self.settings.hold_max_s)
 
     def current_region(self) -> Region:
         """The region now: the reloaded one if this worker follows a region file."""
@@ -241,112 +283,140 @@ class DeliveryWorker:
             self.region = self.regions.current()
         return self.region
 
+    def handle(self, message: IncomingMessage, publisher: Publisher) -> None:
+        """Make one attempt at one delivery (idempotent by delivery id)."""
+        envelope = envelope_or_park(message, publisher, self.topology)
+        if envelope is None:
+            return
+        endpoint = header(message.properties, ENDPOINT_HEADER) or ""
+        self._run_chain(Delivery(endpoint, envelope, message, publisher))
+
+    def chain(self) -> list[Middleware]:
+        """The links every delivery passes before its attempt, in order."""
+        return [self._log_context, self._circuit_gate, self._endpoint_slot, self._claim]
+
+    def stop(self) -> None:
+        """Stop every adapter this worker opened, on any thread."""
+        with self._built_lock:
+            built, self._built = self._built, []
+        for adapter in [*self.adapters.values(), *built]:
+            adapter.stop()
+
+    def _run_chain(self, delivery: Delivery) -> None:
+        links = self.chain()
+
+        def step(index: int) -> Proceed:
+            if index == len(links):
+                return self._attempt
+            return lambda passed: links[index](passed, step(index + 1))
+
+        step(0)(delivery)
+
+    def _log_context(self, delivery: Delivery, proceed: Proceed) -> None:
+        with structlog.contextvars.bound_contextvars(
+            envelope_id=str(delivery.envelope.envelope_id),
+            correlation_id=delivery.envelope.correlation_id,
+            endpoint=delivery.endpoint,
+            delivery_id=delivery.delivery_id,
+        ):
+            proceed(delivery)
+
+    def _circuit_gate(self, delivery: Delivery, proceed: Proceed) -> None:
+        gate = self.breakers.gate(delivery.endpoint)
+        if not gate.allowed:
+            # The endpoint's circuit is open or paused: wait without using an attempt.
+            delay_s = self._hold(delivery, at_least_s=gate.wait_s)
+            log.info("delivery_held_by_circuit", circuit=gate.circuit.value, retry_in_s=delay_s)
+            return
+        delivery.gate = gate
+        proceed(delivery)
+
+    def _endpoint_slot(self, delivery: Delivery, proceed: Proceed) -> None:
+        assert self.slots is not None
+        if not self.slots.try_take(delivery.endpoint, SLOT_WAIT_S):
+            delay_s = self._hold(delivery, cap_s=BUSY_HOLD_MAX_S)
+            log.info("delivery_held_endpoint_busy", retry_in_s=delay_s)
+            return
+        try:
+            proceed(delivery)
+        finally:
+            self.slots.give_back(delivery.endpoint)
+
+    def _claim(self, delivery: Delivery, proceed: Proceed) -> None:
+        claim = self.store.claim_delivery(
+            delivery.delivery_id, self.name, self.settings.delivery_lease_s
+        )
+        if claim.result is ClaimResult.CLAIMED:
+            delivery.claim = claim
+            with structlog.contextvars.bound_contextvars(attempt=claim.attempt_number):
+                proceed(delivery)
+        elif claim.result is ClaimResult.ALREADY_FINAL:
+            log.info("duplicate_delivery_skipped")
+        elif claim.result is ClaimResult.UNKNOWN:
+            publish_dead(
+                delivery.publisher,
+                self.topology,
+                delivery.message,
+                "the store has no such delivery",
+            )
+        else:
+            # Another worker holds the lease (or died holding it): look again once it ends.
+            delay_s = self._hold(delivery, at_least_s=claim.lease_left_s)
+            log.info("delivery_held_elsewhere", retry_in_s=delay_s)
+
+    def _attempt(self, delivery: Delivery) -> None:
+        claim = delivery.claim
+        assert claim is not None
+        started = time.perf_counter()
+        try:
+            receipt = self._adapter(delivery.endpoint).deliver(delivery.envelope)
+        except DeliveryError as exc:
+            if isinstance(exc, TransientDeliveryError):
+                self.breakers.failed(delivery.endpoint, exc.reason)
+            self._failed(exc, delivery, claim, started)
+            return
+        self.breakers.succeeded(delivery.endpoint, delivery.gate)
+        self.store.complete_delivery(
+            delivery.delivery_id,
+            claim,
+            receipt.external_reference,
+            receipt.evidence,
+            self._awaited(receipt.awaits),
+        )
+        log.info(
+            "delivery_finished",
+            outcome="delivered",
+            attempts=claim.attempt_number,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            reference=receipt.external_reference,
+        )
+
     def _policy_of(self, endpoint: str) -> RetryPolicy:
         """The retry tiers and caps from the settings, with the endpoint's own maximum age."""
         config = self.current_region().endpoints.get(endpoint)
         max_age_s = config.max_age_s if config and config.max_age_s else self.settings.max_age_s
         return RetryPolicy(self.settings.retry_delays_s, self.settings.max_attempts, max_age_s)
 
-    def handle(self, message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
-        """Make one attempt at one delivery (idempotent by delivery id)."""
-        endpoint = header(message.properties, ENDPOINT_HEADER) or ""
-        envelope = envelope_or_park(message, publisher, self.topology)
-        if envelope is None:
-            return
-        with structlog.contextvars.bound_contextvars(
-            envelope_id=str(envelope.envelope_id),
-            correlation_id=envelope.correlation_id,
-            endpoint=endpoint,
-            delivery_id=message.message_id,
-        ):
-            self._attempt(endpoint, envelope, message, publisher)
-
-    def stop(self) -> None:
-        """Stop every adapter this worker opened."""
-        for adapter in self.adapters.values():
-            adapter.stop()
-
-    def _attempt(
-        self,
-        endpoint: str,
-        envelope: Envelope,
-        message: IncomingMessage,
-        publisher: ConfirmingPublisher,
-    ) -> None:
-        gate = self.breakers.gate(endpoint)
-        if not gate.allowed:
-            # The endpoint's circuit is open or paused: wait without using an attempt.
-            delay_s = shortest_tier_at_least(self.settings.retry_delays_s, gate.wait_s)
-            self._publish_delayed(publisher, message, delay_s)
-            log.info("delivery_held_by_circuit", circuit=gate.circuit.value, retry_in_s=delay_s)
-            return
-        claim = self.store.claim_delivery(
-            message.message_id, self.name, self.settings.delivery_lease_s
-        )
-        if claim.result is not ClaimResult.CLAIMED:
-            self._not_claimed(claim, message, publisher)
-            return
-        with structlog.contextvars.bound_contextvars(attempt=claim.attempt_number):
-            started = time.perf_counter()
-            try:
-                receipt = self._adapter(endpoint).deliver(envelope)
-            except DeliveryError as exc:
-                if isinstance(exc, TransientDeliveryError):
-                    self.breakers.failed(endpoint, exc.reason)
-                self._failed(exc, claim, message, publisher, started)
-                return
-            self.breakers.succeeded(endpoint, gate)
-            self.store.complete_delivery(
-                message.message_id,
-                claim,
-                receipt.external_reference,
-                receipt.evidence,
-                self._awaited(receipt.awaits),
-            )
-            log.info(
-                "delivery_finished",
-                outcome="delivered",
-                attempts=claim.attempt_number,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
-                reference=receipt.external_reference,
-            )
-
-    def _not_claimed(
-        self, claim: Claim, message: IncomingMessage, publisher: ConfirmingPublisher
-    ) -> None:
-        if claim.result is ClaimResult.ALREADY_FINAL:
-            log.info("duplicate_delivery_skipped")
-        elif claim.result is ClaimResult.UNKNOWN:
-            publish_dead(publisher, self.topology, message, "the store has no such delivery")
-        else:
-            # Another worker holds the lease (or died holding it): look again once it ends.
-            delay_s = shortest_tier_at_least(self.settings.retry_delays_s, claim.lease_left_s)
-            self._publish_delayed(publisher, message, delay_s)
-            log.info("delivery_held_elsewhere", retry_in_s=delay_s)
-
     def _failed(
-        self,
-        error: DeliveryError,
-        claim: Claim,
-        message: IncomingMessage,
-        publisher: ConfirmingPublisher,
-        started: float,
+        self, error: DeliveryError, delivery: Delivery, claim: Claim, started: float
     ) -> None:
         permanent = isinstance(error, PermanentDeliveryError) or not isinstance(
             error, TransientDeliveryError
         )
-        policy = self._policy_of(header(message.properties, ENDPOINT_HEADER) or "")
+        policy = self._policy_of(delivery.endpoint)
         give_up = permanent or policy.gives_up_after(claim.attempt_number, claim.age_s)
         retry_after_s = error.retry_after_s if isinstance(error, TransientDeliveryError) else None
         delay_s = policy.delay_after(claim.attempt_number, retry_after_s)
         next_attempt_at = None if give_up else datetime.now(UTC) + timedelta(seconds=delay_s)
         self.store.fail_delivery(
-            message.message_id, claim, error, give_up=give_up, next_attempt_at=next_attempt_at
+            delivery.delivery_id, claim, error, give_up=give_up, next_attempt_at=next_attempt_at
         )
         if give_up:
-            publish_dead(publisher, self.topology, message, f"{error.code}: {error.reason}")
+            publish_dead(
+                delivery.publisher, self.topology, delivery.message, f"{error.code}: {error.reason}"
+            )
         else:
-            self._publish_delayed(publisher, message, delay_s)
+            self._publish_delayed(delivery, delay_s, delivery.message.properties)
         log.warning(
             "delivery_finished",
             outcome="dead" if give_up else "retrying",
@@ -357,17 +427,25 @@ class DeliveryWorker:
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
+    def _hold(self, delivery: Delivery, at_least_s: float = 0.0, cap_s: int | None = None) -> int:
+        """Put ``delivery`` back in a delay tier without an attempt; return the tier."""
+        properties = delivery.message.properties
+        held = times_held(properties.headers)
+        delay_s = self._holds.delay(held, at_least_s, cap_s)
+        headers = {**(properties.headers or {}), HELD_HEADER: held + 1}
+        self._publish_delayed(delivery, delay_s, _with_headers(properties, headers))
+        return delay_s
+
     def _publish_delayed(
-        self, publisher: ConfirmingPublisher, message: IncomingMessage, delay_s: int
+        self, delivery: Delivery, delay_s: int, properties: pika.BasicProperties
     ) -> None:
-        # The delay queue dead-letters the message back with its own routing key.
-        endpoint = header(message.properties, ENDPOINT_HEADER) or ""
-        properties = message.properties
-        publisher.publish(
+        # The delay queue dead-letters the message back with its own routing key, so it
+        # returns to the shard and lane it came from.
+        delivery.publisher.publish(
             self.topology.delay_exchange(delay_s),
-            self.topology.delivery_key(endpoint),
+            delivery.message.routing_key or self.topology.delivery_key(delivery.endpoint),
             properties,
-            message.body,
+            delivery.message.body,
         )
 
     def _awaited(self, kind: str | None) -> AwaitedReceipt | None:
@@ -377,15 +455,36 @@ class DeliveryWorker:
         return AwaitedReceipt(kind, datetime.now(UTC) + deadline)
 
     def _adapter(self, endpoint: str) -> OutboundAdapter:
+        if endpoint in self.adapters:
+            return self.adapters[endpoint]  # handed in (tests): shared by every thread
         config = self.current_region().endpoints.get(endpoint)
-        built_from = self._built_from.get(endpoint)
-        if endpoint in self.adapters and (built_from is None or built_from == config):
-            return self.adapters[endpoint]
         if config is None:
             raise PermanentDeliveryError(f"endpoint {endpoint!r} is not configured")
-        if endpoint in self.adapters:
+        mine: dict[str, tuple[EndpointConfig, OutboundAdapter]] = self._local.__dict__.setdefault(
+            "adapters", {}
+        )
+        built = mine.get(endpoint)
+        if built is not None and built[0] == config:
+            return built[1]
+        if built is not None:
             # The region changed this endpoint (a new URL): the old adapter goes.
-            self.adapters.pop(endpoint).stop()
-        self.adapters[endpoint] = outbound_adapter(config, self.settings)
-        self._built_from[endpoint] = config
-        return self.adapters[endpoint]
+            built[1].stop()
+        adapter = outbound_adapter(config, self.settings)
+        mine[endpoint] = (config, adapter)
+        with self._built_lock:
+            self._built.append(adapter)
+        return adapter
+
+
+def _with_headers(
+    properties: pika.BasicProperties, headers: dict[str, Any]
+) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        message_id=properties.message_id,
+        correlation_id=properties.correlation_id,
+        content_type=properties.content_type,
+        delivery_mode=pika.DeliveryMode.Persistent,
+        timestamp=properties.timestamp,
+        type=properties.type,
+        headers=headers,
+    )

@@ -97,24 +97,18 @@ def _queues() -> list[QueueDepth] | None:
 
 
 def scoped_queue_depths(scope: Scope) -> list[QueueDepth] | None:
-    """The hub's queues, or only the scope's endpoints' own; None if RabbitMQ does not answer.
+    """The hub's queues for the region's accounts; None if RabbitMQ does not answer.
 
-    The shared queues (routing, retry tiers, dead letters) carry every office's traffic,
-    so an office's account sees only the delivery queues of its own endpoints.
+    Every queue carries every office's traffic (an endpoint has no queue of its own), so an
+    office's account sees none of them: its endpoints' backlogs come from the store.
     """
+    if not scope.region_wide:
+        return []
     hub_settings = settings()
     try:
-        depths = queue_depths(
-            hub_settings.amqp_url,
-            hub_settings.queue_prefix,
-            endpoint_names(scope),
-            hub_settings.retry_delays_s,
-        )
+        return queue_depths(hub_settings.amqp_url, hub_settings.topology)
     except HubError:
         return None
-    if scope.region_wide:
-        return depths
-    return [item for item in depths if item.endpoint and scope.owns_endpoint(item.endpoint)]
 
 
 @blueprint.get("/trace")

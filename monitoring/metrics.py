@@ -218,16 +218,10 @@ class StoreCollector(Collector):
         depth = GaugeMetricFamily(
             "hub_queue_messages",
             "Messages ready in each of the hub's queues",
-            labels=["queue", "kind", "endpoint", "office"],
+            labels=["queue", "kind"],
         )
-        endpoints = list(self._region.endpoints) if self._region else []
         try:
-            depths = queue_depths(
-                self._settings.amqp_url,
-                self._settings.queue_prefix,
-                endpoints,
-                self._settings.retry_delays_s,
-            )
+            depths = queue_depths(self._settings.amqp_url, self._settings.topology)
         except HubError:
             up.add_metric([], 0)
             yield up
@@ -236,7 +230,6 @@ class StoreCollector(Collector):
         for item in depths:
             if item.messages is None:
                 continue
-            office = Address.parse(item.endpoint).office if item.endpoint else ""
-            depth.add_metric([item.queue, item.kind, item.endpoint or "", office], item.messages)
+            depth.add_metric([item.queue, item.kind], item.messages)
         yield up
         yield depth

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pika.exceptions
@@ -18,24 +17,21 @@ class QueueDepth:
 
     queue: str
     kind: str
-    endpoint: str | None
     messages: int | None
     consumers: int | None
 
 
-def queue_depths(
-    amqp_url: str, prefix: str, endpoints: Iterable[str], delays_s: Iterable[int]
-) -> list[QueueDepth]:
-    """Depth and consumers of the accepted, delivery, delay and dead-letter queues.
+def queue_depths(amqp_url: str, topology: Topology) -> list[QueueDepth]:
+    """Depth and consumers of every queue of the topology (a constant set, shared by all
+    endpoints: an endpoint's own backlog is counted in the store, not here).
 
     Raises:
         BrokerUnavailable: RabbitMQ cannot be reached.
     """
-    topology = Topology(prefix)
-    wanted: list[tuple[str, str, str | None]] = [(topology.accepted_queue, "accepted", None)]
-    wanted += [(topology.delivery_queue(name), "delivery", name) for name in sorted(endpoints)]
-    wanted += [(topology.delay_queue(delay), "delay", None) for delay in delays_s]
-    wanted.append((topology.dead_letter_queue, "dead", None))
+    wanted: list[tuple[str, str]] = [(topology.accepted_queue, "accepted")]
+    wanted += [(queue, "delivery") for queue in topology.delivery_queues]
+    wanted += [(topology.delay_queue(delay), "delay") for delay in topology.delays_s]
+    wanted.append((topology.dead_letter_queue, "dead"))
     connection = connect(amqp_url)
     try:
         with translate_broker_errors(amqp_url):
@@ -44,14 +40,12 @@ def queue_depths(
         close_quietly(connection)
 
 
-def _depth(
-    connection: BlockingConnection, queue: str, kind: str, endpoint: str | None
-) -> QueueDepth:
+def _depth(connection: BlockingConnection, queue: str, kind: str) -> QueueDepth:
     # A passive declare of a missing queue closes its channel, so each queue gets its own.
     channel = connection.channel()
     try:
         declared = channel.queue_declare(queue, passive=True).method
     except pika.exceptions.ChannelClosedByBroker:
-        return QueueDepth(queue, kind, endpoint, None, None)
+        return QueueDepth(queue, kind, None, None)
     channel.close()
-    return QueueDepth(queue, kind, endpoint, declared.message_count, declared.consumer_count)
+    return QueueDepth(queue, kind, declared.message_count, declared.consumer_count)

@@ -36,7 +36,6 @@ import requests
 from sqlalchemy import func, select
 
 from hub.broker.connection import close_quietly, connect, translate_broker_errors
-from hub.broker.topology import Topology
 from hub.errors import ClientRegistryError, ConfigurationError, HubError
 from hub.identity import ClientRegistry
 from hub.region import Region, load_region
@@ -416,10 +415,9 @@ class Demo:
     def _reset_queues(self) -> None:
         connection = connect(self.settings.amqp_url)
         try:
-            topology = Topology(self.settings.queue_prefix)
             with translate_broker_errors(self.settings.amqp_url):
                 channel = connection.channel()
-                topology.delete(channel, self.region.endpoints, self.settings.retry_delays_s)
+                self.settings.topology.delete(channel)
                 for endpoint in self.region.endpoints.values():
                     if endpoint.kind == "registers-amqp":
                         names = {"system": endpoint.system, "office": endpoint.office}
@@ -433,15 +431,12 @@ class Demo:
             close_quietly(connection)
 
     def _declare_queues(self) -> None:
-        # Once, before the hub's processes start: a quorum queue takes a while to create
-        # (the whole region's 1831 about 12 s), and every consumer of every process
-        # declares the topology as it connects; they then find it there.
+        # Once, before the hub's processes start, so the simulators and the first
+        # publishes find the queues there.
         connection = connect(self.settings.amqp_url)
         try:
             with translate_broker_errors(self.settings.amqp_url):
-                Topology(self.settings.queue_prefix).declare(
-                    connection.channel(), self.region.endpoints, self.settings.retry_delays_s
-                )
+                self.settings.topology.declare(connection.channel())
         finally:
             close_quietly(connection)
 

@@ -1283,7 +1283,14 @@ def _finish_attempt(
 
 
 def _refresh_message(connection: Connection, message_id: str, now: datetime) -> None:
-    """Set the message's status from its deliveries', as the state machine allows."""
+    """Set the message's status from its deliveries', as the state machine allows.
+
+    The message row is locked first: two deliveries of one message finishing at once
+    (their own transactions, in two threads) would each read the other as unfinished and
+    leave the message short of delivered. Locked, the second reads after the first commits.
+    (SQLite has one writer at a time anyway; FOR UPDATE is left out there.)
+    """
+    connection.execute(select(MESSAGES.c.id).where(MESSAGES.c.id == message_id).with_for_update())
     statuses = {
         DeliveryStatus(status)
         for status in connection.scalars(SELECT_DELIVERY_STATUSES, {"message_id": message_id})

@@ -176,13 +176,13 @@ class Hub:
 
     @property
     def topology(self) -> Topology:
-        return Topology(self.settings.queue_prefix)
+        return self.settings.topology
 
     def start_relay(self, settings: Settings | None = None) -> OutboxRelay:
         relay = OutboxRelay(
             self.store, settings or self.settings, self.topology, f"relay-{uuid.uuid4()}"
         )
-        self._run(lambda: relay.run(list(self.region.endpoints)), relay.stop_requested)
+        self._run(relay.run, relay.stop_requested)
         return relay
 
     def start_worker(
@@ -273,16 +273,12 @@ class Hub:
 def hub(settings: Settings, store: Store) -> Iterator[Hub]:
     harness = Hub(settings, store, load_region(settings.region_path))
     connection = connect(settings.amqp_url)
-    harness.topology.declare(
-        connection.channel(), list(harness.region.endpoints), settings.retry_delays_s
-    )
+    harness.topology.declare(connection.channel())
     close_quietly(connection)
     yield harness
     harness.stop()
     connection = connect(settings.amqp_url)
-    harness.topology.delete(
-        connection.channel(), list(harness.region.endpoints), settings.retry_delays_s
-    )
+    harness.topology.delete(connection.channel())
     close_quietly(connection)
 
 

@@ -19,7 +19,6 @@ from legacy_support import document, submit
 from sqlalchemy import select
 from support import OFFICES, serve_in_thread
 
-from hub.broker.connection import close_quietly, connect
 from hub.identity import ClientRegistry
 from hub.store.models import DeliveryRow
 from hub.web import REGION_EXTENSION, create_app
@@ -66,17 +65,6 @@ def region_text(eod_url: str, copy_url: str, *, grown: bool) -> str:
 
 
 @pytest.fixture
-def new_queues_removed(hub):
-    """The queues the reload made, removed after the test (the hub fixture knows the old ones)."""
-    yield
-    connection = connect(hub.settings.amqp_url)
-    channel = connection.channel()
-    for endpoint in (f"archiwum@{WARSAW}", f"eod@{RASZYN}"):
-        channel.queue_delete(hub.topology.delivery_queue(endpoint))
-    close_quietly(connection)
-
-
-@pytest.fixture
 def region_path(tmp_path, eod, copy_eod):
     path = tmp_path / "region.toml"
     path.write_text(region_text(eod.url, copy_eod.url, grown=False), encoding="utf-8")
@@ -95,7 +83,7 @@ def letter(office):
 
 
 def test_a_catalogue_reload_mid_flow_takes_the_new_routes_and_loses_nothing(
-    hub, settings, region_path, eod, copy_eod, new_queues_removed
+    hub, settings, region_path, eod, copy_eod
 ):
     reloading = settings.replace(region_reload_s=RELOAD_S)
     hub.start_relay()
