@@ -296,19 +296,23 @@ kinds = ["gmina"]
 url = "${HUB_TAX_URL:-http://127.0.0.1:8094}/api/v1/declarations"
 timeout_s = 10.0
 
-# ... and its alcohol permits in a register fed over RabbitMQ.
+# ... and its alcohol permits in a register fed over RabbitMQ: the regional portal's
+# shared module, one interface (legacy.alkohol.in/.out) for every gmina, each document
+# naming its office (hub-office).
 [[systems]]
 name = "alkohol"
 kind = "registers-amqp"
 kinds = ["gmina"]
 url = "${HUB_REGISTERS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2F}"
+options = { queue_in = "legacy.{system}.in", queue_out = "legacy.{system}.out" }
 
-# County roads: the road manager's register of lane occupations.
+# County roads: the road managers' register of lane occupations, a shared module too.
 [[systems]]
 name = "drogi"
 kind = "registers-amqp"
 kinds = ["powiat", "miasto na prawach powiatu"]
 url = "${HUB_REGISTERS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2F}"
+options = { queue_in = "legacy.{system}.in", queue_out = "legacy.{system}.out" }
 
 # The larger offices run a finance system with a SOAP interface.
 [[systems]]

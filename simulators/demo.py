@@ -202,21 +202,26 @@ def demo_command(
         raise SystemExit(1)
 
 
+# The registers' queue templates where the region names none (the registers-amqp kind's
+# defaults, one interface per office); the sample region's registers share one each.
 REGISTER_QUEUE_IN = "legacy.{system}.{office}.in"
 REGISTER_QUEUE_OUT = "legacy.{system}.{office}.out"
+REGISTER_TEMPLATES = {"queue_in": REGISTER_QUEUE_IN, "queue_out": REGISTER_QUEUE_OUT}
 # Where the demo's registers find their own broker users (hub amqp-tenant writes it, 0600).
 REGISTER_CREDENTIALS = "registers-tenants.json"
 
 
 def with_register_queues(region: Region, prefix: str) -> Region:
-    """``region`` with its registers' queues named under ``prefix``."""
+    """``region`` with its registers' queues, as its templates name them, under ``prefix``."""
     endpoints = {
         name: dataclasses.replace(
             endpoint,
             options={
                 **endpoint.options,
-                "queue_in": prefix + REGISTER_QUEUE_IN,
-                "queue_out": prefix + REGISTER_QUEUE_OUT,
+                **{
+                    option: prefix + str(endpoint.options.get(option, default))
+                    for option, default in REGISTER_TEMPLATES.items()
+                },
             },
         )
         if endpoint.kind == "registers-amqp"
@@ -224,6 +229,36 @@ def with_register_queues(region: Region, prefix: str) -> Region:
         for name, endpoint in region.endpoints.items()
     }
     return dataclasses.replace(region, endpoints=endpoints)
+
+
+def register_templates(region: Region) -> dict[str, tuple[str, str]]:
+    """Each register system's ``queue_in`` and ``queue_out`` templates (its first endpoint's)."""
+    templates: dict[str, tuple[str, str]] = {}
+    for endpoint in region.endpoints.values():
+        if endpoint.kind == "registers-amqp" and endpoint.system not in templates:
+            queue_in, queue_out = (
+                str(endpoint.options.get(option, default))
+                for option, default in REGISTER_TEMPLATES.items()
+            )
+            templates[endpoint.system] = (queue_in, queue_out)
+    return templates
+
+
+def register_queue_pairs(region: Region) -> list[tuple[str, str]]:
+    """Every register interface of the region once, as (documents, answers) queue names.
+
+    A shared interface (templates without ``{office}``) is one pair for all its offices.
+    """
+    pairs: dict[tuple[str, str], None] = {}
+    for endpoint in region.endpoints.values():
+        if endpoint.kind == "registers-amqp":
+            values = {"system": endpoint.system, "office": endpoint.office}
+            documents, answers = (
+                str(endpoint.options.get(option, default)).format(**values)
+                for option, default in REGISTER_TEMPLATES.items()
+            )
+            pairs.setdefault((documents, answers))
+    return list(pairs)
 
 
 def demo_offices(region: Region, count: int | None) -> list[str]:
@@ -315,7 +350,11 @@ class Demo:
         self.settings = settings
         region = load_region(settings.region_path)
         self.office_ids = demo_offices(region, office_count)
-        self.region: Region = region.restricted_to(self.office_ids)
+        # The registers' queues are the demo's own from the start, so that resetting them
+        # before the run and after it names the same ones.
+        self.region: Region = with_register_queues(
+            region.restricted_to(self.office_ids), self.register_queue_prefix
+        )
         self.worker_count = worker_count
         self.children: list[ChildProcess] = []
         self.urls: dict[str, str] = {}
@@ -418,15 +457,11 @@ class Demo:
             with translate_broker_errors(self.settings.amqp_url):
                 channel = connection.channel()
                 self.settings.topology.delete(channel)
-                for endpoint in self.region.endpoints.values():
-                    if endpoint.kind == "registers-amqp":
-                        names = {"system": endpoint.system, "office": endpoint.office}
-                        for template in (REGISTER_QUEUE_IN, REGISTER_QUEUE_OUT):
-                            queue = self.register_queue_prefix + template.format(**names)
-                            channel.queue_delete(queue)
-                            channel.queue_delete(f"{queue}.parked")
-                        # The answers exchange bears the .out queue's name.
-                        channel.exchange_delete(queue)
+                for documents, answers in register_queue_pairs(self.region):
+                    for queue in (documents, answers, f"{answers}.parked"):
+                        channel.queue_delete(queue)
+                    # The answers exchange bears the .out queue's name.
+                    channel.exchange_delete(answers)
         finally:
             close_quietly(connection)
 
@@ -496,11 +531,10 @@ class Demo:
         for them all), which also declares their queues and answers exchanges, so the
         register simulators, which may configure nothing, find them. None: no registers.
         """
-        registers = with_register_queues(self.region, self.register_queue_prefix)
-        if not any(e.kind == "registers-amqp" for e in registers.endpoints.values()):
+        if not register_queue_pairs(self.region):
             return None
         region_path = self.settings.var_dir / "registers-region.toml"
-        region_path.write_text(render_region(registers), encoding="utf-8")
+        region_path.write_text(render_region(self.region), encoding="utf-8")
         credentials = (self.settings.var_dir / REGISTER_CREDENTIALS).resolve()
         command = ["amqp-tenant", "add-all", "--rotate", "--write-credentials", str(credentials)]
         completed = subprocess.run(
@@ -524,18 +558,25 @@ class Demo:
             wanted["tax"] = ("simulators.tax",)
         if any(e.system == FINANCE_SYSTEM for e in self.region.endpoints.values()):
             wanted["finance"] = ("simulators.finance",)
+        templates = register_templates(self.region)
         for system, service in (
             ("alkohol", "zezwolenie-alkoholowe"),
             ("drogi", "zajecie-pasa-drogowego"),
         ):
             offices = offices_offering(self.region, service)
-            if offices:
-                office_flags = [flag for o in offices for flag in ("--office", o.id)]
+            if offices and system in templates:
+                queue_in, queue_out = templates[system]
+                # A shared interface (the sample region's) is one simulator connection,
+                # whatever the offices; per-office templates need every office named.
+                office_flags = (
+                    [flag for o in offices for flag in ("--office", o.id)]
+                    if "{office}" in queue_in + queue_out
+                    else []
+                )
                 wanted[system] = (
                     "simulators.registers",
                     *("--system", system, "--amqp-url", self.settings.amqp_url),
-                    *("--queue-in", f"{self.register_queue_prefix}{REGISTER_QUEUE_IN}"),
-                    *("--queue-out", f"{self.register_queue_prefix}{REGISTER_QUEUE_OUT}"),
+                    *("--queue-in", queue_in, "--queue-out", queue_out),
                     *(("--credentials", str(register_credentials)) if register_credentials else ()),
                     *office_flags,
                 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,11 @@ from hub.region import EndpointConfig
 
 DEFAULT_QUEUE_IN = "legacy.{system}.{office}.in"
 DEFAULT_QUEUE_OUT = "legacy.{system}.{office}.out"
+# Templates without {office}: one interface shared by every office of the system (a
+# regional portal's module serving them all); the documents carry their office.
+SHARED_QUEUE_IN = "legacy.{system}.in"
+SHARED_QUEUE_OUT = "legacy.{system}.out"
+OFFICE_FIELD = "{office}"
 PARKED_SUFFIX = ".parked"
 # Both sides declare the interface queues with these arguments (declaring is idempotent
 # only when the arguments agree): durable quorum queues, replicated like the hub's own.
@@ -61,13 +67,74 @@ class RegisterQueues:
         """The queues named by the endpoint's options ``queue_in`` and ``queue_out``.
 
         Both are templates over ``{system}`` and ``{office}``; by default
-        ``legacy.{system}.{office}.in`` and ``legacy.{system}.{office}.out``.
+        ``legacy.{system}.{office}.in`` and ``legacy.{system}.{office}.out``. Templates
+        without ``{office}`` give every endpoint of the system the same queues.
         """
         names = {"system": endpoint.system, "office": endpoint.office}
-        return cls(
-            documents=str(endpoint.options.get("queue_in", DEFAULT_QUEUE_IN)).format(**names),
-            answers=str(endpoint.options.get("queue_out", DEFAULT_QUEUE_OUT)).format(**names),
+        queue_in, queue_out = _templates(endpoint)
+        return cls(documents=queue_in.format(**names), answers=queue_out.format(**names))
+
+
+def is_shared(endpoint: EndpointConfig) -> bool:
+    """Whether the endpoint's interface is its system's shared one (no ``{office}`` in it).
+
+    A template pair that names the office in one queue only (per-office documents, one
+    answers queue for all, say) is an interface per office that shares a queue.
+    """
+    return not any(OFFICE_FIELD in template for template in _templates(endpoint))
+
+
+def _templates(endpoint: EndpointConfig) -> tuple[str, str]:
+    return (
+        str(endpoint.options.get("queue_in", DEFAULT_QUEUE_IN)),
+        str(endpoint.options.get("queue_out", DEFAULT_QUEUE_OUT)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterInterface:
+    """One queue pair of one register system and the endpoints that use it.
+
+    Per office (``legacy.alkohol.146501_1.in``): one endpoint. Shared
+    (``legacy.alkohol.in``): every endpoint of the system whose templates give these
+    names, told apart by each document's ``hub-office`` header.
+    """
+
+    system: str
+    queues: RegisterQueues
+    shared: bool
+    # Endpoint names (``system@office``) in the region's order.
+    endpoints: tuple[str, ...]
+
+    @property
+    def offices(self) -> tuple[str, ...]:
+        """The offices whose documents travel through this interface."""
+        return tuple(name.rpartition("@")[2] for name in self.endpoints)
+
+    @property
+    def name(self) -> str:
+        """``system@office`` for an office's own interface, ``system`` for a shared one."""
+        return self.system if self.shared else self.endpoints[0]
+
+
+def register_interfaces(endpoints: Iterable[EndpointConfig]) -> list[RegisterInterface]:
+    """The distinct interfaces of ``endpoints`` (the ``registers-amqp`` ones), in order.
+
+    Endpoints of one system whose templates give the same queues share one interface.
+    """
+    grouped: dict[tuple[str, RegisterQueues], list[EndpointConfig]] = {}
+    for endpoint in endpoints:
+        grouped.setdefault((endpoint.system, RegisterQueues.of(endpoint)), []).append(endpoint)
+    return [
+        RegisterInterface(
+            system=system,
+            queues=queues,
+            # Several offices on one pair share it whatever the templates look like.
+            shared=len(members) > 1 or is_shared(members[0]),
+            endpoints=tuple(member.name for member in members),
         )
+        for (system, queues), members in grouped.items()
+    ]
 
 
 def message_properties(
@@ -123,7 +190,7 @@ class Answer:
 
 
 def parse_answer(properties: pika.BasicProperties, body: bytes) -> Answer:
-    """Read an answer from ``legacy.<system>.<office>.out``.
+    """Read an answer from an answers queue (``legacy.<system>[.<office>].out``).
 
     Raises:
         MalformedAnswer: no message id, not a JSON object, an unknown kind, no envelope

@@ -5,7 +5,9 @@ The register's interface is a pair of queues: the hub publishes each document to
 ``message_id`` = the envelope id) and the register answers on
 ``legacy.<system>.<office>.out`` (read by ``adapters/registers/inbound.py``). The
 queue names come from the endpoint options ``queue_in`` / ``queue_out`` (templates over
-``{system}`` and ``{office}``); see ``README.md`` for the headers and the answers.
+``{system}`` and ``{office}``); templates without ``{office}`` make one interface shared
+by every office of the system (``legacy.<system>.in``), the office travelling in each
+document's ``hub-office`` header. See ``README.md`` for the headers and the answers.
 
 A delivery counts as delivered once the broker confirms the publish: from then on the
 queue holds the document for the register. The register's acknowledgement comes later
@@ -22,8 +24,8 @@ Region example::
     kind = "registers-amqp"
     url = "amqp://hub:secret@rabbit.example.gov.pl:5672/legacy"
     [systems.options]
-    queue_in = "legacy.{system}.{office}.in"      # the default
-    queue_out = "legacy.{system}.{office}.out"    # the default
+    queue_in = "legacy.{system}.{office}.in"      # the default; "legacy.{system}.in": shared
+    queue_out = "legacy.{system}.{office}.out"    # the default; "legacy.{system}.out": shared
 """
 
 from __future__ import annotations
@@ -64,7 +66,10 @@ def declare_register_queues(channel: BlockingChannel, queues: RegisterQueues) ->
 
 
 class RegistersAmqpOutbound:
-    """The ``registers-amqp`` outbound kind: one office's register behind two queues."""
+    """The ``registers-amqp`` outbound kind: one office's register behind two queues.
+
+    The queues may be its system's shared interface, which other endpoints publish to.
+    """
 
     def __init__(self, endpoint: EndpointConfig, settings: Settings) -> None:
         self._endpoint = endpoint

@@ -1,15 +1,17 @@
-"""``hub amqp-tenant``: give each office's register a RabbitMQ user of its own.
+"""``hub amqp-tenant``: give each register interface a RabbitMQ user of its own.
 
 ::
 
-    hub amqp-tenant add --system alkohol --office 146501_1   # the password: last line
+    hub amqp-tenant add --system alkohol [--office 146501_1]   # the password: last line
     hub amqp-tenant add-all [--rotate] [--write-credentials var/registers-tenants.json]
     hub amqp-tenant list
-    hub amqp-tenant remove --system alkohol --office 146501_1 | --all
+    hub amqp-tenant remove --system alkohol [--office 146501_1] | --all
 
-The tenants are the region's ``registers-amqp`` endpoints, in the vhost each endpoint's
-``url`` names; see ``adapters/registers/tenants.py`` for the permissions and
-docs/broker.md for the figures. The command runs ``rabbitmqctl`` on the broker's host.
+A tenant is one interface (queue pair) of the region's ``registers-amqp`` endpoints: an
+office's own (``hub-alkohol-146501_1``) or a system's shared one (``hub-alkohol``), found
+by ``--system`` alone or by any office it serves. See ``adapters/registers/tenants.py``
+for the permissions and docs/broker.md for the figures. The command runs ``rabbitmqctl``
+on the broker's host.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from hub.region import load_region
 from hub.settings import Settings
 
 ROTATE_HELP = "Give existing users a new password too (their registers must be told)."
+OFFICE_HELP = "The office's id, e.g. 146501_1 (not needed for a system's shared interface)."
 CREDENTIALS_HELP = (
     "Also write the new passwords to this JSON file (created 0600), merged with what it holds."
 )
@@ -54,21 +57,25 @@ def amqp_tenant() -> None:
 
 @amqp_tenant.command("add")
 @click.option("--system", required=True, help="The register system, e.g. alkohol.")
-@click.option("--office", required=True, help="The office's id, e.g. 146501_1.")
+@click.option("--office", help=OFFICE_HELP)
 @click.option("--rotate", is_flag=True, help=ROTATE_HELP)
 @click.option("--write-credentials", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_obj
 def add(
-    settings: Settings, system: str, office: str, rotate: bool, write_credentials: Path | None
+    settings: Settings,
+    system: str,
+    office: str | None,
+    rotate: bool,
+    write_credentials: Path | None,
 ) -> None:
-    """Add one register's user; print its password as the last line, once."""
+    """Add one interface's user; print its password as the last line, once."""
     with _as_click_errors():
         tenant = region_tenant(load_region(settings.region_path), system, office)
         [provisioned] = _accounts().add([tenant], rotate=rotate, progress=_progress)
         _hand_over([provisioned], write_credentials)
     click.echo(
         f"{tenant.user} in vhost {tenant.vhost}: reads {tenant.queues.documents}, "
-        f"answers to exchange {tenant.queues.answers_exchange}"
+        f"answers to exchange {tenant.queues.answers_exchange}, {_serves(tenant)}"
     )
     if provisioned.password is None:
         click.echo(
@@ -85,15 +92,16 @@ def add(
 )
 @click.pass_obj
 def add_all(settings: Settings, rotate: bool, write_credentials: Path | None) -> None:
-    """Add a user for every register endpoint of the region (idempotent)."""
+    """Add a user for every register interface of the region (idempotent)."""
     with _as_click_errors():
         tenants = region_tenants(load_region(settings.region_path))
         provisioned = _accounts().add(tenants, rotate=rotate, progress=_progress)
         _hand_over(provisioned, write_credentials)
     new = sum(1 for item in provisioned if item.password is not None)
     click.echo(
-        f"{len(provisioned)} register tenant(s): {new} new password(s), "
-        f"{len(provisioned) - new} kept"
+        f"{len(provisioned)} register tenant(s) for "
+        f"{sum(len(item.tenant.offices) for item in provisioned)} endpoint(s): "
+        f"{new} new password(s), {len(provisioned) - new} kept"
     )
     if new and write_credentials is None:
         click.echo("the new passwords were not shown: pass --write-credentials PATH", err=True)
@@ -102,34 +110,33 @@ def add_all(settings: Settings, rotate: bool, write_credentials: Path | None) ->
 @amqp_tenant.command("list")
 @click.pass_obj
 def list_tenants(settings: Settings) -> None:
-    """Each register endpoint's user, and what its permissions let it read and write."""
+    """Each register interface's user, and what its permissions let it read and write."""
     with _as_click_errors():
         listed = _accounts().listed(region_tenants(load_region(settings.region_path)))
     for tenant, permissions in listed:
         if permissions is None:
-            click.echo(f"{tenant.endpoint}\t{tenant.user}\t(no user: shares the hub's)")
+            click.echo(f"{tenant.key}\t{tenant.user}\t(no user: shares the hub's)")
             continue
         state = "ok" if permissions == tenant.permissions else "permissions differ"
         click.echo(
-            f"{tenant.endpoint}\t{tenant.user}\tvhost {tenant.vhost}\tread {permissions.read}"
-            f"\twrite {permissions.write}\tconfigure {permissions.configure}\t{state}"
+            f"{tenant.key}\t{tenant.user}\t{_serves(tenant)}\tvhost {tenant.vhost}"
+            f"\tread {permissions.read}\twrite {permissions.write}"
+            f"\tconfigure {permissions.configure}\t{state}"
         )
 
 
 @amqp_tenant.command("remove")
 @click.option("--system", help="The register system, e.g. alkohol.")
-@click.option("--office", help="The office's id, e.g. 146501_1.")
+@click.option("--office", help=OFFICE_HELP)
 @click.option("--all", "every", is_flag=True, help="Every register tenant of the region.")
 @click.pass_obj
 def remove(settings: Settings, system: str | None, office: str | None, every: bool) -> None:
     """Delete register users (their queues and documents stay)."""
-    if every == bool(system or office) or (not every and not (system and office)):
-        raise click.UsageError("give --system and --office, or --all")
+    if every == bool(system or office) or (not every and not system):
+        raise click.UsageError("give --system (and --office for an office's own), or --all")
     with _as_click_errors():
         region = load_region(settings.region_path)
-        tenants = (
-            region_tenants(region) if every else [region_tenant(region, str(system), str(office))]
-        )
+        tenants = region_tenants(region) if every else [region_tenant(region, str(system), office)]
         removed = _accounts().remove(tenants, progress=_progress)
     click.echo(f"{removed} register tenant(s) removed")
 
@@ -145,6 +152,12 @@ def _hand_over(provisioned: list[Provisioned], path: Path | None) -> None:
             f"{unknown[0].user}: --rotate gives them new ones",
             err=True,
         )
+
+
+def _serves(tenant: Tenant) -> str:
+    if tenant.shared:
+        return f"shared by {len(tenant.offices)} office(s)"
+    return f"office {tenant.office}"
 
 
 @contextlib.contextmanager

@@ -1,14 +1,17 @@
-"""Each office's register on the broker as a RabbitMQ user of its own (a tenant).
+"""Each register interface on the broker as a RabbitMQ user of its own (a tenant).
 
-A register system of one office (the endpoint ``alkohol@146501_1``) connects as
-``hub-alkohol-146501_1``, whose permissions in the registers' vhost (the one the
-endpoint's ``url`` names) cover its own interface only:
+A tenant is one interface, one queue pair (``adapters/registers/interface.py``), not one
+endpoint. An office's own interface (the endpoint ``alkohol@146501_1`` on
+``legacy.alkohol.146501_1.in``) connects as ``hub-alkohol-146501_1``; a system's shared
+interface (``legacy.alkohol.in``, every office's alcohol permits in one regional module)
+connects as ``hub-alkohol``. Its permissions in the registers' vhost (the one the
+endpoints' ``url`` names) cover its own interface only:
 
-- read: its documents queue ``legacy.<system>.<office>.in`` (consume, get);
+- read: its documents queue (consume, get);
 - write: its answers exchange, which bears the answers queue's name and is bound to
   that queue alone (``RegisterQueues.answers_exchange``); never the default exchange,
   through which a publisher reaches every queue of the vhost (the hub's own
-  ``hub.accepted``, another office's ``.out``);
+  ``hub.accepted``, another interface's ``.out``);
 - configure: nothing. The hub declares the queues and the exchange (the tenant command
   does so as it adds the tenant, and every hub process that connects to them); the
   register only passively declares them, which needs no permission.
@@ -17,7 +20,7 @@ Users are made with ``rabbitmqctl``, which is on the broker's host (the manageme
 plugin, and with it the HTTP API, is off on the hub's machines): many at once with one
 ``import_definitions`` of users (their salted SHA-256 password hashes, never the
 passwords) and permissions, because each ``rabbitmqctl`` call costs about half a second
-and a region has hundreds of registers (docs/broker.md has the figures).
+and a region may have hundreds of interfaces (docs/broker.md has the figures).
 
 The ``hub amqp-tenant`` command (``add``, ``add-all``, ``list``, ``remove``) drives it; the
 password of a new tenant is shown once (``add``: the last line of standard output), or
@@ -46,7 +49,7 @@ from urllib.parse import quote
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from adapters.registers.interface import RegisterQueues
+from adapters.registers.interface import RegisterInterface, RegisterQueues, register_interfaces
 from adapters.registers.outbound import declare_register_queues
 from hub.broker.connection import close_quietly, connect, translate_broker_errors
 from hub.errors import ConfigurationError, HubError
@@ -82,32 +85,58 @@ class Permissions:
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
-    """One register system of one office, as a broker user of its own."""
+    """One register interface (a queue pair) as a broker user of its own.
+
+    ``office`` is the office of an office's own interface, None for a system's shared
+    interface, which serves ``offices`` (every office of its endpoints).
+    """
 
     system: str
-    office: str
+    office: str | None
     vhost: str
     queues: RegisterQueues
     # How the hub itself (its own user) reaches the registers' broker: the endpoint's url,
     # with the hub's password in it, so kept out of the repr.
     hub_url: str = field(repr=False)
+    offices: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, endpoint: EndpointConfig) -> Tenant:
-        """The tenant of a ``registers-amqp`` endpoint, in the vhost its ``url`` names."""
-        vhost = pika.URLParameters(endpoint.url).virtual_host
-        queues = RegisterQueues.of(endpoint)
-        return cls(endpoint.system, endpoint.office, vhost, queues, endpoint.url)
+        """The tenant of a ``registers-amqp`` endpoint's interface, as if it were alone.
+
+        A shared interface gets its offices from :func:`region_tenants`.
+        """
+        [interface] = register_interfaces([endpoint])
+        return cls.of_interface(interface, endpoint)
+
+    @classmethod
+    def of_interface(cls, interface: RegisterInterface, endpoint: EndpointConfig) -> Tenant:
+        """The tenant of ``interface``, in the vhost of ``endpoint`` (one of its own)."""
+        return cls(
+            system=interface.system,
+            office=None if interface.shared else endpoint.office,
+            vhost=pika.URLParameters(endpoint.url).virtual_host,
+            queues=interface.queues,
+            hub_url=endpoint.url,
+            offices=interface.offices,
+        )
+
+    @property
+    def shared(self) -> bool:
+        """Whether it is its system's shared interface (no office of its own)."""
+        return self.office is None
 
     @property
     def user(self) -> str:
-        """The tenant's user name, e.g. ``hub-alkohol-146501_1``."""
+        """The tenant's user name: ``hub-alkohol-146501_1``, or ``hub-alkohol`` if shared."""
+        if self.office is None:
+            return f"{USER_PREFIX}{self.system}"
         return f"{USER_PREFIX}{self.system}-{self.office}"
 
     @property
-    def endpoint(self) -> str:
-        """The endpoint it serves, ``system@office``."""
-        return f"{self.system}@{self.office}"
+    def key(self) -> str:
+        """Its name in the credentials file and ``list``: ``system@office``, or ``system``."""
+        return self.system if self.office is None else f"{self.system}@{self.office}"
 
     @property
     def permissions(self) -> Permissions:
@@ -120,24 +149,66 @@ class Tenant:
 
 
 def region_tenants(region: Region) -> list[Tenant]:
-    """The tenant of every ``registers-amqp`` endpoint of the region, in its order."""
-    return [
-        Tenant.of(endpoint)
-        for endpoint in region.endpoints.values()
-        if endpoint.kind == REGISTERS_KIND
-    ]
+    """The tenant of every distinct interface of the region's ``registers-amqp`` endpoints.
 
-
-def region_tenant(region: Region, system: str, office: str) -> Tenant:
-    """The tenant of the endpoint ``system@office``.
+    In the region's order; endpoints sharing an interface (same system, same queue names,
+    same vhost) share its tenant.
 
     Raises:
-        ConfigurationError: the region has no ``registers-amqp`` endpoint of that name.
+        ConfigurationError: two interfaces would be the same user in one vhost (a system
+            with two shared interfaces there), which would let each read the other's.
     """
-    endpoint = region.endpoints.get(f"{system}@{office}")
-    if endpoint is None or endpoint.kind != REGISTERS_KIND:
-        raise ConfigurationError(f"the region has no {REGISTERS_KIND} endpoint {system}@{office}")
-    return Tenant.of(endpoint)
+    by_vhost: dict[str, list[EndpointConfig]] = {}
+    for endpoint in region.endpoints.values():
+        if endpoint.kind == REGISTERS_KIND:
+            vhost = pika.URLParameters(endpoint.url).virtual_host
+            by_vhost.setdefault(vhost, []).append(endpoint)
+    tenants = [
+        Tenant.of_interface(interface, region.endpoints[interface.endpoints[0]])
+        for endpoints in by_vhost.values()
+        for interface in register_interfaces(endpoints)
+    ]
+    _refuse_one_user_for_two_interfaces(tenants)
+    return tenants
+
+
+def _refuse_one_user_for_two_interfaces(tenants: list[Tenant]) -> None:
+    seen: dict[tuple[str, str], Tenant] = {}
+    for tenant in tenants:
+        other = seen.setdefault((tenant.vhost, tenant.user), tenant)
+        if other is not tenant:
+            raise ConfigurationError(
+                f"{REGISTERS_KIND} system {tenant.system} has two shared interfaces in vhost "
+                f"{tenant.vhost} ({other.queues.documents}, {tenant.queues.documents}): both "
+                f"would be user {tenant.user}; give its endpoints one queue_in/queue_out"
+            )
+
+
+def region_tenant(region: Region, system: str, office: str | None = None) -> Tenant:
+    """The tenant of the interface ``system@office`` uses, or of ``system``'s shared one.
+
+    Raises:
+        ConfigurationError: no ``registers-amqp`` endpoint ``system@office`` (or none of
+            ``system``); or no office given for a system whose interfaces are per office.
+    """
+    tenants = [tenant for tenant in region_tenants(region) if tenant.system == system]
+    if office is not None:
+        endpoint = region.endpoints.get(f"{system}@{office}")
+        if endpoint is None or endpoint.kind != REGISTERS_KIND:
+            raise ConfigurationError(
+                f"the region has no {REGISTERS_KIND} endpoint {system}@{office}"
+            )
+        vhost = pika.URLParameters(endpoint.url).virtual_host
+        return next(t for t in tenants if t.vhost == vhost and office in t.offices)
+    if not tenants:
+        raise ConfigurationError(f"the region has no {REGISTERS_KIND} endpoint of {system}")
+    shared = [tenant for tenant in tenants if tenant.shared]
+    if len(shared) != 1 or len(tenants) != 1:
+        raise ConfigurationError(
+            f"{system} has {len(tenants)} interfaces ({len(shared)} shared): "
+            "give --office to name the one an office uses"
+        )
+    return shared[0]
 
 
 def password_hash(password: str, salt: bytes | None = None) -> str:
@@ -367,7 +438,9 @@ def _as_dict(permissions: Permissions) -> dict[str, str]:
 
 
 def read_credentials(path: Path) -> dict[str, dict[str, str]]:
-    """The credentials file's tenants by endpoint (``system@office``); empty if absent.
+    """The credentials file's tenants by key (``system@office``, or ``system`` if shared).
+
+    Empty if the file is absent.
 
     Raises:
         ConfigurationError: the file is not such JSON.
@@ -397,8 +470,8 @@ def write_credentials(path: Path, provisioned: Iterable[Provisioned]) -> list[Te
     unknown: list[Tenant] = []
     for item in provisioned:
         if item.password is not None:
-            tenants[item.tenant.endpoint] = _credentials_entry(item.tenant, item.password)
-        elif item.tenant.endpoint not in tenants:
+            tenants[item.tenant.key] = _credentials_entry(item.tenant, item.password)
+        elif item.tenant.key not in tenants:
             unknown.append(item.tenant)
     _write_private(path, json.dumps({"tenants": tenants}, indent=1, sort_keys=True) + "\n")
     return unknown

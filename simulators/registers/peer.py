@@ -1,9 +1,14 @@
 """The register simulator: an AMQP peer that takes documents from ``.in`` and answers on ``.out``.
 
-It plays an office's register the way such systems sit on a message broker: one thread
-with its own connection consumes each interface's ``.in`` queue, registers a document once
-per ``message_id`` (the hub's envelope id), and publishes its answer to ``.out`` with a
+It plays a register the way such systems sit on a message broker: one thread with its
+own connection consumes each interface's ``.in`` queue, registers a document once per
+``message_id`` (the hub's envelope id), and publishes its answer to ``.out`` with a
 publisher confirm before it acks the document, so nothing is lost between the two.
+
+An interface is an office's own (``legacy.alkohol.146501_1.in``) or a system's shared
+one (``legacy.alkohol.in``, a regional module serving every office): a shared interface
+registers each document for the office its ``hub-office`` header names (the office's
+own numbering, ``REJ/146501_1/2026/000001``) and refuses one that names none.
 
 Answers (JSON, ``content_type`` application/json, ``message_id`` unique per answer):
 
@@ -56,15 +61,18 @@ MAX_IDLE_WAIT_S = 1.0
 
 @dataclass(frozen=True)
 class Interface:
-    """One office's interface: documents in, answers out (an exchange of that name).
+    """One interface: documents in, answers out (an exchange of that name).
 
-    ``amqp_url`` is the office's own broker user, if it has one (None: the simulator's).
+    ``amqp_url`` is the interface's own broker user, if it has one (None: the
+    simulator's). ``office`` is the office of an office's own interface; None for a
+    shared one, whose documents each name their office in ``hub-office``.
     """
 
     documents: str
     answers: str
     prefix: str = "REJ"
     amqp_url: str | None = None
+    office: str | None = None
 
 
 class FaultKind(StrEnum):
@@ -90,6 +98,8 @@ class RegisterState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     answers: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)
     numbers: dict[str, str] = field(default_factory=dict)
+    # Each office's register numbers count on their own, on a shared interface too.
+    registered_by_office: Counter[str] = field(default_factory=Counter)
     answered_on: dict[str, str] = field(default_factory=dict)
     arrivals: Counter[str] = field(default_factory=Counter)
     faults: list[Fault] = field(default_factory=list)
@@ -117,6 +127,7 @@ class RegisterState:
             return {
                 "arrivals": sum(self.arrivals.values()),
                 "registered": len(self.numbers),
+                "registered_by_office": dict(self.registered_by_office),
                 "refused": len(self.answers) - len(self.numbers),
                 "repeated_keys": sum(count - 1 for count in self.arrivals.values()),
                 "answers_sent": self.answers_sent,
@@ -323,8 +334,13 @@ class RegisterSimulator:
             return _answer_message(key, "refusal", envelope_id, case, reason=fault.reason)
         if not body:
             return _answer_message(key, "refusal", envelope_id, case, reason="Pusty dokument")
-        office = _header(properties, "hub-office") or "X"
-        sequence = len(self.state.numbers) + 1
+        office = _header(properties, "hub-office") or interface.office
+        if office is None:
+            # A shared register cannot tell whose document it is.
+            reason = "Nie wskazano urzędu (hub-office)"
+            return _answer_message(key, "refusal", envelope_id, case, reason=reason)
+        self.state.registered_by_office[office] += 1
+        sequence = self.state.registered_by_office[office]
         number = f"{interface.prefix}/{office}/{datetime.now(UTC).year}/{sequence:06d}"
         self.state.numbers[key] = number
         return _answer_message(key, "acknowledgement", envelope_id, case, register_number=number)
@@ -366,9 +382,13 @@ class RegisterSimulator:
 
 
 def _sessions(amqp_url: str, interfaces: list[Interface]) -> dict[str, list[Interface]]:
-    """The interfaces by the broker URL (the user) they are read and answered with."""
+    """The interfaces by the broker URL (the user) they are read and answered with.
+
+    An interface given twice (a shared one, named once per office it serves) is consumed
+    once: two consumers of one queue would only split its documents between them.
+    """
     sessions: dict[str, list[Interface]] = {}
-    for interface in interfaces:
+    for interface in dict.fromkeys(interfaces):
         sessions.setdefault(interface.amqp_url or amqp_url, []).append(interface)
     return sessions
 

@@ -1,9 +1,10 @@
 """Registers over RabbitMQ: published once with confirms, answered on their own, filed once.
 
-The register simulator is a real AMQP peer on the real broker, connected as each office's
-own user (``hub amqp-tenant``) in a fresh vhost per test; the hub, as its own user,
-reaches the registers' queues through a cuttable TCP proxy, so a test can take that
-broker away.
+The register simulator is a real AMQP peer on the real broker, connected as each
+interface's own user (``hub amqp-tenant``) in a fresh vhost per test; the hub, as its own
+user, reaches the registers' queues through a cuttable TCP proxy, so a test can take that
+broker away. The interfaces are per office unless a test asks for its systems' shared
+ones (``templates`` = ``SHARED``: one queue pair per system, whatever the offices).
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from tenant_support import create_vhost, in_vhost, remove_vhost_and_tenants
 
 from adapters.registers.interface import ACK_KIND, REFUSAL_KIND, STATUS_KIND, RegisterQueues
 from adapters.registers.outbound import RegistersAmqpOutbound
-from adapters.registers.tenants import Rabbitmqctl, Tenant, TenantAccounts, region_tenants
+from adapters.registers.tenants import (
+    Rabbitmqctl,
+    Tenant,
+    TenantAccounts,
+    region_tenant,
+    region_tenants,
+)
 from hub.errors import TransientDeliveryError
 from hub.inbound import accept_into
 from hub.poller import Poller
@@ -33,6 +40,15 @@ ALCOHOL_PERMIT = "urn:hub:legacy:zezwolenie-alkoholowe:1"
 MONUMENT = "urn:hub:legacy:rejestr-zabytkow:1"
 BODY = b'<w:Wniosek xmlns:w="urn:hub:legacy:zezwolenie-alkoholowe:1"><w:Kat>A</w:Kat></w:Wniosek>'
 WARSAW, COUNTY = OFFICES[0][0], OFFICES[1][0]
+QUEUE_PREFIX = "test.legacy"
+PER_OFFICE = {
+    "queue_in": f"{QUEUE_PREFIX}.{{system}}.{{office}}.in",
+    "queue_out": f"{QUEUE_PREFIX}.{{system}}.{{office}}.out",
+}
+SHARED = {
+    "queue_in": f"{QUEUE_PREFIX}.{{system}}.in",
+    "queue_out": f"{QUEUE_PREFIX}.{{system}}.out",
+}
 
 
 @pytest.fixture
@@ -59,13 +75,15 @@ def registers_url(amqp_url, vhost):
 
 
 @pytest.fixture
-def region_path(tmp_path, proxy, vhost, registers_url):
-    queue_prefix = "test.legacy"
+def templates():
+    """The registers' queue templates: one interface per office (parametrize for SHARED)."""
+    return PER_OFFICE
+
+
+@pytest.fixture
+def region_path(tmp_path, proxy, vhost, registers_url, templates):
     through_proxy = in_vhost(f"amqp://guest:guest@127.0.0.1:{proxy.port}/", vhost[0])
-    options = {
-        "queue_in": f"{queue_prefix}.{{system}}.{{office}}.in",
-        "queue_out": f"{queue_prefix}.{{system}}.{{office}}.out",
-    }
+    options = dict(templates)
     return write_region(
         tmp_path / "region.toml",
         systems=[
@@ -95,11 +113,12 @@ def region_path(tmp_path, proxy, vhost, registers_url):
 
 @pytest.fixture
 def tenant_urls(region_path, vhost, amqp_url):
-    """Each register endpoint's own user (made with its interface), as a broker URL."""
+    """Each register interface's own user (made with its interface), as a broker URL, by
+    the tenant's key (``system@office``, or ``system`` for a shared interface)."""
     tenants = region_tenants(load_region(region_path))
     vhost[1].extend(tenants)
     return {
-        item.tenant.endpoint: in_vhost(amqp_url, vhost[0], item.tenant.user, item.password)
+        item.tenant.key: in_vhost(amqp_url, vhost[0], item.tenant.user, item.password)
         # Rotated: users of these names may be left from a demo run on the same broker
         # (RabbitMQ's users are not per vhost), and the test must know their passwords.
         for item in TenantAccounts(Rabbitmqctl()).add(tenants, rotate=True)
@@ -110,13 +129,13 @@ def tenant_urls(region_path, vhost, amqp_url):
 def register(region_path, tenant_urls, registers_url):
     interfaces = [
         Interface(
-            queues.documents,
-            queues.answers,
-            endpoint.system.upper()[:3],
-            amqp_url=tenant_urls[endpoint.name],
+            tenant.queues.documents,
+            tenant.queues.answers,
+            tenant.system.upper()[:3],
+            amqp_url=tenant_urls[tenant.key],
+            office=tenant.office,
         )
-        for endpoint in load_region(region_path).endpoints.values()
-        for queues in [RegisterQueues.of(endpoint)]
+        for tenant in region_tenants(load_region(region_path))
     ]
     # The simulator's own URL is the hub's user: a register that used it would not notice.
     simulator = RegisterSimulator(registers_url, interfaces)
@@ -311,18 +330,14 @@ def test_status_changes_are_filed_once_each_with_a_case_event(hub, register):
     assert events.count(f"receipt {STATUS_KIND}") == 2
 
 
-def test_an_answer_the_hub_cannot_file_is_parked_with_its_reason(
-    hub, register, tenant_urls, registers_url, depth
-):
-    queues = RegisterQueues.of(hub.region.endpoints[f"alkohol@{WARSAW}"])
-    # Sent as Warsaw's register, through the only door its user has.
-    connection = pika.BlockingConnection(pika.URLParameters(tenant_urls[f"alkohol@{WARSAW}"]))
+def answer_as(tenant_url, exchange, answers):
+    """Publish ``answers`` (answer id → body) as a register, through its answers exchange."""
+    connection = pika.BlockingConnection(pika.URLParameters(tenant_url))
     channel = connection.channel()
     channel.confirm_delivery()
-    stranger = {"kind": "acknowledgement", "envelope_id": str(uuid.uuid4()), "register_number": "1"}
-    for answer_id, body in (("a-1", json.dumps(stranger).encode()), ("a-2", b"not json")):
+    for answer_id, body in answers.items():
         channel.basic_publish(
-            queues.answers_exchange,
+            exchange,
             "",
             body,
             pika.BasicProperties(message_id=answer_id, delivery_mode=2),
@@ -330,15 +345,115 @@ def test_an_answer_the_hub_cannot_file_is_parked_with_its_reason(
         )
     connection.close()
 
-    poll_until(hub, lambda: depth(queues.parked) == 2, "both answers parked")
 
-    reasons = []
+def parked_reasons(registers_url, queue, count):
     connection = pika.BlockingConnection(pika.URLParameters(registers_url))
     channel = connection.channel()
-    for _ in range(2):
-        _method, properties, _body = channel.basic_get(queues.parked, auto_ack=True)
+    reasons = []
+    for _ in range(count):
+        _method, properties, _body = channel.basic_get(queue, auto_ack=True)
         reasons.append(properties.headers["hub-park-reason"])
     connection.close()
+    return reasons
+
+
+def acknowledgement(envelope_id):
+    values = {"kind": "acknowledgement", "envelope_id": envelope_id, "register_number": "F/1"}
+    return json.dumps(values).encode()
+
+
+def test_an_answer_the_hub_cannot_file_is_parked_with_its_reason(
+    hub, register, tenant_urls, registers_url, depth
+):
+    queues = RegisterQueues.of(hub.region.endpoints[f"alkohol@{WARSAW}"])
+    # Sent as Warsaw's register, through the only door its user has.
+    stranger = acknowledgement(str(uuid.uuid4()))
+    answer_as(
+        tenant_urls[f"alkohol@{WARSAW}"],
+        queues.answers_exchange,
+        {"a-1": stranger, "a-2": b"not json"},
+    )
+
+    poll_until(hub, lambda: depth(queues.parked) == 2, "both answers parked")
+
+    reasons = parked_reasons(registers_url, queues.parked, 2)
     assert any("the hub sent no document" in reason for reason in reasons)
     assert any("not JSON" in reason for reason in reasons)
     assert receipts(hub) == []
+
+
+def test_an_offices_register_cannot_answer_for_another_offices_document(
+    hub, register, tenant_urls, registers_url, depth
+):
+    hub.start_relay()
+    hub.start_worker()
+    county_permit = submit(hub, document(COUNTY, ALCOHOL_PERMIT, BODY))
+    hub.wait_until_settled(1)
+    poll_until(hub, lambda: len(receipts(hub)) == 1, "the county's acknowledgement filed")
+    warsaw = RegisterQueues.of(hub.region.endpoints[f"alkohol@{WARSAW}"])
+
+    # Warsaw's register, on its own interface, about the county's permit.
+    answer_as(
+        tenant_urls[f"alkohol@{WARSAW}"],
+        warsaw.answers_exchange,
+        {"forged-1": acknowledgement(county_permit)},
+    )
+    poll_until(hub, lambda: depth(warsaw.parked) == 1, "the answer parked")
+
+    [reason] = parked_reasons(registers_url, warsaw.parked, 1)
+    assert f"went to alkohol@{COUNTY}" in reason
+    assert warsaw.answers in reason
+    assert "forged-1" not in [r.external_id for r in receipts(hub, county_permit)]
+    assert len(receipts(hub, county_permit)) == 1
+
+
+@pytest.mark.parametrize("templates", [SHARED])
+def test_a_shared_interface_serves_every_office_of_its_system_over_one_connection(
+    hub, register, depth
+):
+    assert register.connections == 2  # one per system, each as its own user
+    hub.start_relay()
+    hub.start_worker()
+    sent = {submit(hub, document(office, ALCOHOL_PERMIT, BODY)): office for office, _, _ in OFFICES}
+    monument = submit(hub, document(COUNTY, MONUMENT, BODY))
+
+    messages = hub.wait_until_settled(len(sent) + 1)
+    assert {row.status for row in messages} == {"delivered"}
+    assert delivery_of(hub, monument).external_reference == f"{QUEUE_PREFIX}.zabytki.in"
+    assert {delivery_of(hub, m).external_reference for m in sent} == {f"{QUEUE_PREFIX}.alkohol.in"}
+    poll_until(hub, lambda: len(receipts(hub)) == len(sent) + 1, "every acknowledgement filed")
+
+    received = register.state.received()
+    assert all(entry["count"] == 1 for entry in received.values())
+    for message_id, office in sent.items():
+        [receipt] = receipts(hub, message_id)
+        number = json.loads(receipt.document)["register_number"]
+        assert number == received[message_id]["number"]
+        assert number.startswith(f"ALK/{office}/")  # registered for the document's office
+    assert register.state.stats()["registered_by_office"] == {WARSAW: 1, COUNTY: 2}
+    alcohol = region_tenant(hub.region, "alkohol")
+    assert depth(alcohol.queues.documents) == depth(alcohol.queues.answers) == 0
+    assert late(hub) == set()
+
+
+@pytest.mark.parametrize("templates", [SHARED])
+def test_a_shared_interface_cannot_answer_for_another_systems_document(
+    hub, register, tenant_urls, registers_url, depth
+):
+    hub.start_relay()
+    hub.start_worker()
+    monument = submit(hub, document(COUNTY, MONUMENT, BODY))
+    hub.wait_until_settled(1)
+    poll_until(hub, lambda: len(receipts(hub)) == 1, "the monument's acknowledgement filed")
+    alcohol = region_tenant(hub.region, "alkohol").queues
+
+    # The alcohol register, which serves the county too, about the county's monument.
+    answer_as(
+        tenant_urls["alkohol"], alcohol.answers_exchange, {"forged-1": acknowledgement(monument)}
+    )
+    poll_until(hub, lambda: depth(alcohol.parked) == 1, "the answer parked")
+
+    [reason] = parked_reasons(registers_url, alcohol.parked, 1)
+    assert f"went to zabytki@{COUNTY}" in reason
+    assert f"answers on {alcohol.answers}" in reason
+    assert len(receipts(hub, monument)) == 1

@@ -286,7 +286,7 @@ def obj_endpoint(settings, name):
     return load_region(settings.region_path).endpoints[name]
 
 
-def test_the_demo_gives_each_register_its_own_user_and_its_simulators_answer_as_them(
+def test_the_demo_gives_each_register_interface_its_own_user_and_its_simulators_answer_as_them(
     settings, vhost, hub_url, hub_channel, monkeypatch
 ):
     monkeypatch.setenv("HUB_REGISTERS_AMQP_URL", hub_url)
@@ -297,6 +297,7 @@ def test_the_demo_gives_each_register_its_own_user_and_its_simulators_answer_as_
         vhost[1].extend(region_tenants(load_region(settings.var_dir / "registers-region.toml")))
         for module, *arguments in demo._domain_simulators(credentials).values():
             if module == "simulators.registers":
+                assert "--office" not in arguments  # a shared interface, whatever the offices
                 children.append(start_simulator(module, *arguments)[0])
         entries = read_credentials(credentials)
 
@@ -314,11 +315,9 @@ def test_the_demo_gives_each_register_its_own_user_and_its_simulators_answer_as_
         stop_all(children)
         demo.store.close()
 
-    assert set(entries) == {"alkohol@146501_1", "drogi@1421"}
-    assert {entry["user"] for entry in entries.values()} == {
-        "hub-alkohol-146501_1",
-        "hub-drogi-1421",
-    }
+    # The sample region's registers are shared modules: one tenant per system.
+    assert set(entries) == {"alkohol", "drogi"}
+    assert {entry["user"] for entry in entries.values()} == {"hub-alkohol", "hub-drogi"}
     assert {entry["vhost"] for entry in entries.values()} == {vhost[0]}
     assert all(
         entry["documents"].startswith(f"{settings.queue_prefix}.legacy.")
@@ -336,3 +335,121 @@ def wait_for_answer(channel, queue, timeout_s=30.0):
             return body
         time.sleep(0.1)
     raise AssertionError(f"no answer on {queue} within {timeout_s} s")
+
+
+@pytest.fixture
+def shared(vhost, hub_url, accounts):
+    """A system's shared interface (every office's documents on one queue pair), made in
+    the test's vhost beside another system's shared one."""
+    name, made = vhost
+    tenants = [
+        Tenant(
+            system,
+            None,
+            name,
+            RegisterQueues(f"legacy.{system}.in", f"legacy.{system}.out"),
+            hub_url,
+            (WARSAW, COUNTY),
+        )
+        for system in (f"alkohol{uuid.uuid4().hex[:6]}", f"drogi{uuid.uuid4().hex[:6]}")
+    ]
+    made.extend(tenants)
+    return [(item.tenant, item.password) for item in TenantAccounts(accounts).add(tenants)]
+
+
+def test_a_shared_tenant_takes_every_offices_documents_of_its_system_and_no_other(
+    amqp_url, shared, hub_channel
+):
+    (alcohol, password), (roads, _) = shared
+    for office in (WARSAW, COUNTY):
+        hub_channel.basic_publish(
+            "",
+            alcohol.queues.documents,
+            b"<Wniosek/>",
+            pika.BasicProperties(headers={"hub-office": office}),
+        )
+    hub_channel.basic_publish("", roads.queues.documents, b"<Wniosek/>")
+    connection = connect_as(amqp_url, alcohol, password)
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        offices = []
+        for _ in range(2):
+            _method, properties, _body = channel.basic_get(alcohol.queues.documents, auto_ack=True)
+            offices.append(properties.headers["hub-office"])
+        channel.basic_publish(alcohol.queues.answers_exchange, "", b"{}", mandatory=True)
+        other = connection.channel()
+        read_roads = refused(lambda: other.basic_get(roads.queues.documents))
+        forged = connection.channel()
+        forged.confirm_delivery()
+        write_roads = refused(
+            lambda: forged.basic_publish(roads.queues.answers_exchange, "", b"{}", mandatory=True)
+        )
+    finally:
+        if connection.is_open:
+            connection.close()
+
+    assert alcohol.user.startswith("hub-alkohol")
+    assert offices == [WARSAW, COUNTY]
+    assert (read_roads, write_roads) == (ACCESS_REFUSED, ACCESS_REFUSED)
+    assert hub_channel.queue_declare(alcohol.queues.answers, passive=True).method.message_count == 1
+    assert hub_channel.queue_declare(roads.queues.answers, passive=True).method.message_count == 0
+    assert hub_channel.queue_declare(roads.queues.documents, passive=True).method.message_count == 1
+
+
+def test_the_command_makes_one_user_for_a_shared_interface_found_by_system_or_office(
+    tmp_path, amqp_url, settings, vhost, hub_url
+):
+    system = f"alkohol{uuid.uuid4().hex[:6]}"
+    region = write_region(
+        tmp_path / "registers.toml",
+        systems=[
+            {
+                "name": system,
+                "kind": "registers-amqp",
+                "url": hub_url,
+                "options": {"queue_in": "legacy.{system}.in", "queue_out": "legacy.{system}.out"},
+            }
+        ],
+        routes=[],
+    )
+    vhost[1].append(Tenant(system, None, vhost[0], RegisterQueues("", ""), hub_url))
+    obj = settings.replace(region_path=region)
+    credentials = tmp_path / "tenants.json"
+    runner = CliRunner()
+
+    added = runner.invoke(amqp_tenant, ["add", "--system", system], obj=obj)
+    by_office = runner.invoke(
+        amqp_tenant,
+        ["add", "--system", system, "--office", COUNTY, "--rotate"],
+        obj=obj,
+    )
+    everyone = runner.invoke(
+        amqp_tenant, ["add-all", "--rotate", "--write-credentials", str(credentials)], obj=obj
+    )
+    listed = runner.invoke(amqp_tenant, ["list"], obj=obj)
+    removed = runner.invoke(amqp_tenant, ["remove", "--system", system], obj=obj)
+
+    for result in (added, by_office, everyone, listed, removed):
+        assert result.exit_code == 0, result.output
+    assert f"hub-{system} in vhost {vhost[0]}: reads legacy.{system}.in" in added.stdout
+    assert "shared by 2 office(s)" in by_office.stdout
+    assert "1 register tenant(s) for 2 endpoint(s): 1 new password(s), 0 kept" in everyone.stdout
+    [entry] = read_credentials(credentials).values()
+    assert set(read_credentials(credentials)) == {system}
+    assert (entry["user"], entry["documents"], entry["answers"]) == (
+        f"hub-{system}",
+        f"legacy.{system}.in",
+        f"legacy.{system}.out",
+    )
+    [line] = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert (line[0], line[1], line[2], line[-1]) == (
+        system,
+        f"hub-{system}",
+        "shared by 2 office(s)",
+        "ok",
+    )
+    assert "1 register tenant(s) removed" in removed.stdout
+    shared_tenant = Tenant(system, None, vhost[0], RegisterQueues("", ""), hub_url)
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        connect_as(amqp_url, shared_tenant, entry["password"])

@@ -1,4 +1,8 @@
-"""A register tenant's name, its permissions as regexes, and RabbitMQ's password hash."""
+"""A register tenant's name, its permissions as regexes, and RabbitMQ's password hash.
+
+A tenant is one interface: an office's own, or its system's shared one; the region's
+tenants are its distinct interfaces.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,15 @@ import re
 import pytest
 
 from adapters.registers.interface import RegisterQueues
-from adapters.registers.tenants import Tenant, definitions, password_hash
+from adapters.registers.tenants import (
+    Tenant,
+    definitions,
+    password_hash,
+    region_tenant,
+    region_tenants,
+)
+from hub.errors import ConfigurationError
+from hub.region import load_region
 
 URL = "amqp://hub:secret@rabbit.example.gov.pl:5672/legacy"
 
@@ -30,7 +42,8 @@ def test_the_password_hash_is_rabbitmqs_salted_sha256():
 
 def test_a_tenant_is_named_after_its_system_and_office():
     assert tenant().user == "hub-alkohol-146501_1"
-    assert tenant().endpoint == "alkohol@146501_1"
+    assert tenant().key == "alkohol@146501_1"
+    assert not tenant().shared
 
 
 @pytest.mark.parametrize(
@@ -81,3 +94,107 @@ def test_definitions_make_only_the_users_given_passwords_and_set_everyones_permi
         (warsaw.user, "legacy"),
         (radom.user, "legacy"),
     ]
+
+
+def shared_tenant(prefix="hub-demo."):
+    queues = RegisterQueues(f"{prefix}legacy.alkohol.in", f"{prefix}legacy.alkohol.out")
+    return Tenant("alkohol", None, "legacy", queues, URL, ("146501_1", "146301_1"))
+
+
+def test_a_shared_interface_is_one_tenant_named_after_its_system():
+    shared = shared_tenant()
+
+    assert (shared.user, shared.key, shared.shared) == ("hub-alkohol", "alkohol", True)
+    assert shared.permissions.read == r"^hub\-demo\.legacy\.alkohol\.in$"
+    assert shared.permissions.write == r"^hub\-demo\.legacy\.alkohol\.out$"
+    assert shared.permissions.configure == "^$"
+
+
+@pytest.mark.parametrize(
+    ("name", "readable"),
+    [
+        ("hub-demo.legacy.alkohol.in", True),
+        ("hub-demo.legacy.alkohol.146501_1.in", False),
+        ("hub-demo.legacy.alkohol.out", False),
+        ("hub-demo.legacy.drogi.in", False),
+        ("hub-demo.legacy.alkohol.in.parked", False),
+    ],
+)
+def test_a_shared_tenant_reads_its_systems_documents_queue_only(name, readable):
+    assert bool(re.search(shared_tenant().permissions.read, name)) is readable
+
+
+SHARED = '{ queue_in = "legacy.{system}.in", queue_out = "legacy.{system}.out" }'
+
+
+def region(tmp_path, systems):
+    offices = "".join(
+        f'[[offices]]\nid = "{office}"\nname = "Urząd {office}"\n'
+        for office in ("146501_1", "146301_1", "1421")
+    )
+    path = tmp_path / "region.toml"
+    path.write_text(f'[region]\nname = "t"\n{offices}{systems}', encoding="utf-8")
+    return load_region(path)
+
+
+def system(name, options="", offices=None, url="amqp://hub:secret@rabbit:5672/legacy"):
+    chosen = "" if offices is None else f"offices = {offices}\n"
+    extra = f"options = {options}\n" if options else ""
+    return f'[[systems]]\nname = "{name}"\nkind = "registers-amqp"\nurl = "{url}"\n{chosen}{extra}'
+
+
+def test_the_regions_tenants_are_one_per_shared_interface_and_one_per_office_otherwise(tmp_path):
+    registers = region(tmp_path, system("alkohol", SHARED) + system("zabytki"))
+
+    tenants = region_tenants(registers)
+
+    assert [(t.key, t.user) for t in tenants] == [
+        ("alkohol", "hub-alkohol"),
+        ("zabytki@146501_1", "hub-zabytki-146501_1"),
+        ("zabytki@146301_1", "hub-zabytki-146301_1"),
+        ("zabytki@1421", "hub-zabytki-1421"),
+    ]
+    assert tenants[0].offices == ("146501_1", "146301_1", "1421")
+    assert tenants[0].queues == RegisterQueues("legacy.alkohol.in", "legacy.alkohol.out")
+
+
+def test_a_shared_interface_is_found_by_its_system_or_by_any_office_it_serves(tmp_path):
+    registers = region(tmp_path, system("alkohol", SHARED) + system("zabytki"))
+
+    assert region_tenant(registers, "alkohol").user == "hub-alkohol"
+    assert region_tenant(registers, "alkohol", "1421").user == "hub-alkohol"
+    assert region_tenant(registers, "zabytki", "1421").user == "hub-zabytki-1421"
+    with pytest.raises(ConfigurationError, match="give --office"):
+        region_tenant(registers, "zabytki")
+    with pytest.raises(ConfigurationError, match="no registers-amqp endpoint of drogi"):
+        region_tenant(registers, "drogi")
+    with pytest.raises(ConfigurationError, match="no registers-amqp endpoint alkohol@9"):
+        region_tenant(registers, "alkohol", "9")
+
+
+def test_a_shared_interface_in_two_vhosts_is_a_tenant_in_each(tmp_path):
+    registers = region(
+        tmp_path,
+        system("alkohol", SHARED, offices='["146501_1"]', url="amqp://h:s@rabbit:5672/one")
+        + system("alkohol", SHARED, offices='["1421"]', url="amqp://h:s@rabbit:5672/two"),
+    )
+    tenants = region_tenants(registers)
+
+    assert [(t.user, t.vhost, t.offices) for t in tenants] == [
+        ("hub-alkohol", "one", ("146501_1",)),
+        ("hub-alkohol", "two", ("1421",)),
+    ]
+
+
+def test_two_shared_interfaces_of_one_system_in_one_vhost_are_refused(tmp_path):
+    # One user would be both; each would read the other's documents.
+    registers = region(
+        tmp_path,
+        system("alkohol", SHARED, offices='["146501_1", "146301_1"]')
+        + '[[endpoints]]\nname = "alkohol@1421"\nkind = "registers-amqp"\n'
+        'url = "amqp://hub:secret@rabbit:5672/legacy"\n'
+        'options = { queue_in = "legacy.alkohol.b.in", queue_out = "legacy.alkohol.b.out" }\n',
+    )
+
+    with pytest.raises(ConfigurationError, match="two shared interfaces"):
+        region_tenants(registers)
