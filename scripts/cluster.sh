@@ -60,7 +60,9 @@ ctl() {
   local timeout_s=$1 n=$2
   shift 2
   # shellcheck disable=SC2046  # node_env prints NAME=value words without spaces
-  timeout "$timeout_s" env $(node_env "$n") "$RABBITMQ_BIN/rabbitmqctl" -n "$(node_name "$n")" "$@"
+  # ERL_CRASH_DUMP_SECONDS=0: a CLI call to a node that is gone leaves no erl_crash.dump.
+  timeout "$timeout_s" env $(node_env "$n") ERL_CRASH_DUMP_SECONDS=0 \
+    "$RABBITMQ_BIN/rabbitmqctl" -n "$(node_name "$n")" "$@"
 }
 
 write_configuration() {
