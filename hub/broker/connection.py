@@ -22,7 +22,7 @@ from pika.adapters.utils.connection_workflow import (
     AMQPConnectorStackTimeout,
 )
 
-from hub.errors import BrokerUnavailable
+from hub.errors import BrokerUnavailable, ConfigurationError
 
 # Every pika error that means "the broker or the link to it is gone".
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (
@@ -80,8 +80,11 @@ def connect(amqp_url: str, heartbeat_s: int = 30) -> BlockingConnection:
 
     Raises:
         BrokerUnavailable: no node answered; the reason names them and how to start one.
+        ConfigurationError: ``amqp_url`` names no URL at all.
     """
     urls = broker_urls(amqp_url)
+    if not urls:
+        raise ConfigurationError("no RabbitMQ address given (an amqp:// URL, or several)")
     start = next(_next_start) % len(urls)
     # pika tries a sequence of parameters in order, each once, and raises the last error.
     candidates = [_parameters(url, heartbeat_s) for url in urls[start:] + urls[:start]]
