@@ -43,6 +43,8 @@ class Settings:
 
     var_dir: Path = Path("var")
     database_url: str = ""
+    # One amqp URL, or a RabbitMQ cluster's nodes as several URLs separated by commas:
+    # every connection tries them in turn (hub/broker/connection.py).
     amqp_url: str = DEFAULT_AMQP_URL
     queue_prefix: str = "hub"
     region_path: Path = field(default_factory=embedded_region_path)
@@ -138,6 +140,7 @@ class Settings:
             object.__setattr__(self, "keystore_dir", self.var_dir / "keys")
         if self.trust_store_dir is None:
             object.__setattr__(self, "trust_store_dir", self.var_dir / "trust")
+        _check_broker_urls(self.amqp_url)
         if self.log_format not in {"console", "json"}:
             raise ConfigurationError(
                 f"log_format must be 'console' or 'json', not {self.log_format!r}"
@@ -199,6 +202,9 @@ class Settings:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ConfigurationError(f"unknown settings: {', '.join(unknown)}")
+        if isinstance(values.get("amqp_url"), list):
+            # A TOML file may list a cluster's nodes as an array.
+            values = {**values, "amqp_url": ",".join(str(url) for url in values["amqp_url"])}
         coerced = {name: _coerce(name, known[name].type, raw) for name, raw in values.items()}
         return cls(**coerced)
 
@@ -232,6 +238,20 @@ class Settings:
     def is_sqlite(self) -> bool:
         """Whether the store is SQLite (one writer at a time, file under ``var_dir``)."""
         return self.database_url.startswith("sqlite")
+
+
+def _check_broker_urls(amqp_url: str) -> None:
+    urls = [url.strip() for url in amqp_url.split(",")]
+    if not all(url.startswith(("amqp://", "amqps://")) for url in urls):
+        raise ConfigurationError(
+            f"amqp_url must be an amqp:// URL, or several separated by commas (a cluster's "
+            f"nodes), not {_without_passwords(urls)!r}"
+        )
+
+
+def _without_passwords(urls: list[str]) -> str:
+    # The value may carry a broker password: name the URLs without their credentials.
+    return ",".join(url.rpartition("@")[2] for url in urls)
 
 
 def _refuse_retired(names: list[str]) -> None:

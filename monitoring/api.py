@@ -17,6 +17,7 @@ import yaml
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from hub.broker.connection import broker_addresses
 from hub.store.pages import BadCursor, Cursor, Page, bounded, page_of
 from hub.store.quarantine import quarantine_cursor, quarantined
 from hub.store.queries import late_cursor
@@ -191,13 +192,9 @@ def queues() -> ResponseReturnValue:
     """Depth of every queue of the hub, read from RabbitMQ."""
     depths = scoped_queue_depths(_scope())
     if depths is None:
-        return problem(503, "broker-unavailable", f"RabbitMQ at {_broker_host()} does not answer")
+        where = broker_addresses(settings().amqp_url)
+        return problem(503, "broker-unavailable", f"RabbitMQ at {where} does not answer")
     return jsonify({"queues": plain(depths)})
-
-
-def _broker_host() -> str:
-    # The URL without its credentials.
-    return settings().amqp_url.rpartition("@")[2].partition("/")[0]
 
 
 @blueprint.get("/dead")

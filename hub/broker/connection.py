@@ -1,8 +1,17 @@
-"""Opening connections to RabbitMQ, with pika's errors translated at this one boundary."""
+"""Opening connections to RabbitMQ, with pika's errors translated at this one boundary.
+
+The broker may be one node or a cluster: ``amqp_url`` names one URL, or several
+separated by commas (the nodes of a RabbitMQ cluster). :func:`connect` tries them in
+turn, each process starting at a random node and every later call at the next one, so
+a region's processes spread over the nodes and a connection that dropped (its node
+gone) comes back on another.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import random
 from collections.abc import Iterator
 
 import pika
@@ -13,7 +22,7 @@ from pika.adapters.utils.connection_workflow import (
     AMQPConnectorStackTimeout,
 )
 
-from hub.errors import BrokerUnavailable
+from hub.errors import BrokerUnavailable, ConfigurationError
 
 # Every pika error that means "the broker or the link to it is gone".
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (
@@ -37,19 +46,59 @@ HANDSHAKE_HINT = (
 )
 
 
+# Where this process's next connection starts in the list of nodes. A random start spreads
+# processes over a cluster's nodes; counting on from it makes each reconnection begin at
+# the node after the last one, not at the node that may just have died. (next() on a
+# count is atomic under the GIL, so the threads of a worker share it safely.)
+_next_start = itertools.count(random.randrange(1 << 16))
+
+
+def broker_urls(amqp_url: str) -> list[str]:
+    """The broker URLs ``amqp_url`` names: one, or a cluster's nodes separated by commas.
+
+    A comma inside a URL is percent-encoded (``%2C``), so splitting on commas is safe.
+    """
+    return [url.strip() for url in amqp_url.split(",") if url.strip()]
+
+
+def broker_addresses(amqp_url: str) -> str:
+    """``host:port`` of every broker ``amqp_url`` names, for messages (no credentials)."""
+    addresses = []
+    for url in broker_urls(amqp_url):
+        where = pika.URLParameters(url)
+        addresses.append(f"{where.host}:{where.port}")
+    return ", ".join(addresses)
+
+
 def connect(amqp_url: str, heartbeat_s: int = 30) -> BlockingConnection:
-    """Open a blocking connection.
+    """Open a blocking connection to the first node of ``amqp_url`` that answers.
+
+    Args:
+        amqp_url: one amqp URL, or several separated by commas (a cluster's nodes); they
+            are tried in turn, starting at a different one on each call.
+        heartbeat_s: the AMQP heartbeat the connection asks for.
 
     Raises:
-        BrokerUnavailable: with a one-line reason that says how to start the broker.
+        BrokerUnavailable: no node answered; the reason names them and how to start one.
+        ConfigurationError: ``amqp_url`` names no URL at all.
     """
-    parameters = pika.URLParameters(amqp_url)
+    urls = broker_urls(amqp_url)
+    if not urls:
+        raise ConfigurationError("no RabbitMQ address given (an amqp:// URL, or several)")
+    start = next(_next_start) % len(urls)
+    # pika tries a sequence of parameters in order, each once, and raises the last error.
+    candidates = [_parameters(url, heartbeat_s) for url in urls[start:] + urls[:start]]
+    with translate_broker_errors(amqp_url):
+        return BlockingConnection(candidates)
+
+
+def _parameters(url: str, heartbeat_s: int) -> pika.URLParameters:
+    parameters = pika.URLParameters(url)
     parameters.heartbeat = heartbeat_s
     parameters.blocked_connection_timeout = 60
     parameters.connection_attempts = 1
     parameters.socket_timeout = 5
-    with translate_broker_errors(amqp_url):
-        return BlockingConnection(parameters)
+    return parameters
 
 
 @contextlib.contextmanager
@@ -64,13 +113,13 @@ def translate_broker_errors(amqp_url: str) -> Iterator[None]:
             f"RabbitMQ refused an operation: {exc.reply_code} {exc.reply_text}"
         ) from exc
     except AMQPConnectorStackTimeout as exc:
-        where = pika.URLParameters(amqp_url)
-        raise BrokerUnavailable(f"RabbitMQ at {where.host}:{where.port}: {HANDSHAKE_HINT}") from exc
+        raise BrokerUnavailable(
+            f"RabbitMQ at {broker_addresses(amqp_url)}: {HANDSHAKE_HINT}"
+        ) from exc
     except CONNECTION_ERRORS as exc:
-        where = pika.URLParameters(amqp_url)
         detail = str(exc) or "connection refused or closed"
         raise BrokerUnavailable(
-            f"RabbitMQ at {where.host}:{where.port} is unreachable ({detail}); {START_HINT}"
+            f"RabbitMQ at {broker_addresses(amqp_url)} is unreachable ({detail}); {START_HINT}"
         ) from exc
 
 
