@@ -65,6 +65,9 @@ class Settings:
     relay_batch_size: int = 500
     relay_idle_s: float = 0.05
     poll_interval_s: float = 1.0
+    # Mailboxes a polling channel drains at once (a channel's ``concurrency`` option wins):
+    # each mostly waits on the platform, so a region's sweep overlaps those waits.
+    poll_concurrency: int = 8
     delivery_timeout_s: float = 10.0
     delivery_lease_s: float = 60.0
     retry_delays_s: tuple[int, ...] = (10, 60, 600, 3600)
@@ -130,6 +133,8 @@ class Settings:
             raise ConfigurationError("max_attempts must be at least 1")
         if self.prefetch < 1 or self.delivery_prefetch < 1:
             raise ConfigurationError("prefetch and delivery_prefetch must be at least 1")
+        if self.poll_concurrency < 1:
+            raise ConfigurationError("poll_concurrency must be at least 1")
         if self.max_age_s <= 0:
             raise ConfigurationError("max_age_s must be positive")
         if self.dashboard_cookie_secure not in {"auto", "always"}:
