@@ -150,7 +150,9 @@ def timed_sweep(pull: EpuapPullInbound, store: Store) -> Sweep:
     return Sweep(time.perf_counter() - started, time.process_time() - cpu_started, taken)
 
 
-def measure(way: Way, settings: Settings, store: Store, epuap_url: str, arguments) -> Figures:
+def measure(
+    way: Way, settings: Settings, store: Store, epuap_url: str, arguments: argparse.Namespace
+) -> Figures:
     """Sweep ``arguments.rounds`` rounds of documents, then one empty round, in ``way``."""
     settings = settings.replace(poll_concurrency=way.concurrency)
     offices = office_ids(arguments.mailboxes)
@@ -211,10 +213,11 @@ def database(kind: str, folder: Path) -> Iterator[str]:
 
 def stored(store: Store) -> int:
     with store.reading() as connection:
-        return int(connection.scalar(select(func.count()).select_from(MessageRow.__table__)))
+        count = connection.scalar(select(func.count()).select_from(MessageRow.__table__))
+    return int(count or 0)
 
 
-def run(arguments, folder: Path) -> list[Figures]:
+def run(arguments: argparse.Namespace, folder: Path) -> list[Figures]:
     offices = office_ids(arguments.mailboxes)
     started = time.perf_counter()
     init_test_pki(
@@ -244,7 +247,9 @@ def run(arguments, folder: Path) -> list[Figures]:
         simulator.stop()
 
 
-def sweep_every_way(arguments, settings: Settings, store: Store, epuap_url: str) -> list[Figures]:
+def sweep_every_way(
+    arguments: argparse.Namespace, settings: Settings, store: Store, epuap_url: str
+) -> list[Figures]:
     ways = [
         Way("sequential, keys per round", 1, keys_kept=False),
         Way("sequential, keys kept", 1, keys_kept=True),
@@ -264,7 +269,7 @@ def sweep_every_way(arguments, settings: Settings, store: Store, epuap_url: str)
     return results
 
 
-def report(results: list[Figures], arguments) -> None:
+def report(results: list[Figures], arguments: argparse.Namespace) -> None:
     print(
         f"{arguments.mailboxes} mailboxes x {arguments.documents} documents, "
         f"{arguments.rounds} rounds, {arguments.database}"
