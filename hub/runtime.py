@@ -11,7 +11,7 @@ from hub.isolation import BurstMeter
 from hub.poller import Poller
 from hub.region import load_region
 from hub.relay import OutboxRelay
-from hub.reload import RouterSource
+from hub.reload import RegionSource, RouterSource
 from hub.routing import BUILTIN_STEPS, Step
 from hub.settings import Settings
 from hub.signing.keystore import Keystore
@@ -119,5 +119,7 @@ def build_relay(settings: Settings, store: Store) -> OutboxRelay:
 
 
 def build_poller(settings: Settings, store: Store) -> Poller:
-    """The poller over every inbound channel of the region."""
-    return Poller(store, load_region(settings.region_path), settings, worker_name())
+    """The poller over every inbound channel of the region, following the region file."""
+    return Poller(
+        store, RegionSource(settings.region_path, settings.region_reload_s), settings, worker_name()
+    )

@@ -85,6 +85,9 @@ class Settings:
     relay_batch_size: int = 500
     relay_idle_s: float = 0.05
     poll_interval_s: float = 1.0
+    # Mailboxes a polling channel drains at once (a channel's ``concurrency`` option wins):
+    # each mostly waits on the platform, so a region's sweep overlaps those waits.
+    poll_concurrency: int = 8
     delivery_timeout_s: float = 10.0
     delivery_lease_s: float = 60.0
     retry_delays_s: tuple[int, ...] = (10, 60, 600, 3600)
@@ -165,6 +168,8 @@ class Settings:
             raise ConfigurationError("quarantine_retention_days must be at least 1")
 
     def _check_delivery(self) -> None:
+        if self.poll_concurrency < 1:
+            raise ConfigurationError("poll_concurrency must be at least 1")
         if min(self.worker_threads, self.delivery_shards, self.endpoint_concurrency) < 1:
             raise ConfigurationError(
                 "worker_threads, delivery_shards and endpoint_concurrency must be at least 1"

@@ -6,6 +6,16 @@ document is confirmed only after the store committed it, so a crash in between m
 ePUAP hand it over again, and the store recognises it by its external id. A document
 that cannot be parsed is stored as rejected, with the reason, and confirmed all the
 same: one bad filing must never block an office's inbox.
+
+Mailboxes are drained in parallel, ``poll_concurrency`` at a time (a channel's
+``concurrency`` option wins), each mailbox by one thread from start to end, so its
+pull → store → confirm order is kept. zeep's documentation makes no promise about
+threads and its author names the ``requests.Session`` inside the transport as the part
+not to share (python-zeep issues #910 and #612), and a client's ``wsse`` plugin is an
+attribute set before a call: so each thread builds its own client and session. What
+the threads share is read-only: the keystore's identities and one WS-Security signer
+per office, made once per process (a signer holds an xmlsec key, which python-xmlsec
+duplicates into every signature context, under the GIL, before signing with it).
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +40,7 @@ from hub.inbound import drain_in_parallel
 from hub.logging import get_logger
 from hub.region import InboundConfig, Office, Region
 from hub.settings import Settings
-from hub.signing.keystore import Keystore
+from hub.signing.keystore import Keystore, SigningIdentity
 from hub.signing.trust import platform_certificate_path
 from hub.signing.wssecurity import WsSecurity
 from hub.xml import parse_document, root_namespace
@@ -48,25 +58,44 @@ class _TransientSoapError(Exception):
 class EpuapPullInbound:
     """The ``epuap-pull`` inbound kind: drains every office mailbox of the region."""
 
-    def __init__(self, channel: InboundConfig, region: Region, settings: Settings) -> None:
+    def __init__(
+        self,
+        channel: InboundConfig,
+        region: Region,
+        settings: Settings,
+        *,
+        keystore: Keystore | None = None,
+    ) -> None:
+        """Take the region's offices with an ePUAP mailbox; nothing is opened yet.
+
+        Args:
+            channel: the ``[[inbound]]`` table (``url``, ``ws_security``, ``concurrency``,
+                ``timeout_s``, ``platform_certificate``).
+            region: whose offices' mailboxes are drained (see :meth:`follow_region`).
+            settings: the hub's settings (keystore, trust store, ``poll_concurrency``).
+            keystore: the offices' identities, if the hosting process shares its own;
+                by default :meth:`setup` opens ``settings.keys``.
+        """
         self._url = channel.url
         self._timeout_s = float(channel.options.get("timeout_s", settings.delivery_timeout_s))
-        # Mailboxes are drained in parallel: each SOAP call mostly waits on the network.
-        self._concurrency = int(channel.options.get("concurrency", 4))
-        self._offices = [office for office in region.offices.values() if office.esp_address]
+        self._concurrency = int(channel.options.get("concurrency", settings.poll_concurrency))
+        self._offices = _offices_with_mailbox(region)
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         # WS-Security: each office's system signs the calls for its own mailbox.
         self._signing = bool(channel.options.get("ws_security", False))
         self._settings = settings
         self._platform_certificate = str(channel.options.get("platform_certificate", ""))
-        self._keystore: Keystore | None = None
+        self._keystore = keystore
         self._platform_pem: bytes | None = None
+        self._signers: dict[str, tuple[SigningIdentity, WsSecurity]] = {}
+        self._signers_lock = threading.Lock()
 
     def setup(self) -> None:
-        """Start the pool of mailbox drainers (each thread builds its own zeep client)."""
+        """Open the keystore and start the pool of mailbox drainers (clients come per thread)."""
         if self._signing:
-            self._keystore = Keystore(self._settings.keys, self._settings.keystore_password)
+            if self._keystore is None:
+                self._keystore = Keystore(self._settings.keys, self._settings.keystore_password)
             platform = platform_certificate_path(
                 self._settings.trust, "epuap", self._platform_certificate
             )
@@ -80,8 +109,25 @@ class EpuapPullInbound:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
+    def follow_region(self, region: Region) -> None:
+        """Drain the mailboxes of ``region``'s offices from the next poll on.
+
+        An added office's key is loaded when its mailbox is first drained; the signers
+        of offices that left the region are dropped.
+        """
+        self._offices = _offices_with_mailbox(region)
+        current = {office.id for office in self._offices}
+        with self._signers_lock:
+            for office_id in set(self._signers) - current:
+                del self._signers[office_id]
+
     def poll_once(self, accept: Accept) -> int:
-        """Drain every mailbox once; a failing mailbox does not stop the others."""
+        """Drain every mailbox once; a failing mailbox does not stop the others.
+
+        Raises:
+            MailboxesFailed: some mailboxes could not be drained (each is logged); it
+                carries how many documents the others took.
+        """
         assert self._pool is not None, "setup() was not called"
         drains = {
             office.esp_address: functools.partial(self.drain_mailbox, office, accept)
@@ -94,12 +140,11 @@ class EpuapPullInbound:
         return self._thread_client()[1]
 
     def _thread_client(self) -> tuple[Any, Any]:
-        # zeep clients and requests sessions are not shared across threads: one per thread,
-        # built from the real pull.wsdl and pointed at the configured URL.
+        # One zeep client (and requests session) per drainer thread, built from the real
+        # pull.wsdl and pointed at the configured URL; see the module docstring for why.
         if getattr(self._local, "service", None) is None:
             self._local.client = soap_client(PULL_WSDL, self._url, self._timeout_s)
             self._local.service = self._local.client.create_service(PULL_BINDING, self._url)
-            self._local.signers = {}
         return self._local.client, self._local.service
 
     def _sign_as(self, office: Office) -> None:
@@ -107,12 +152,17 @@ class EpuapPullInbound:
         if self._keystore is None:
             return
         client, _service = self._thread_client()
-        signers: dict[str, WsSecurity] = self._local.signers
-        if office.id not in signers:
-            signers[office.id] = WsSecurity(
-                self._keystore.identity(office.id), platform_certificate_pem=self._platform_pem
-            )
-        client.wsse = signers[office.id]
+        client.wsse = self._signer(office.id, self._keystore)
+
+    def _signer(self, office_id: str, keystore: Keystore) -> WsSecurity:
+        """The office's WS-Security signer, made again only when the keystore reloaded it."""
+        identity = keystore.identity(office_id)
+        with self._signers_lock:
+            made = self._signers.get(office_id)
+            if made is None or made[0] is not identity:
+                made = (identity, WsSecurity(identity, platform_certificate_pem=self._platform_pem))
+                self._signers[office_id] = made
+            return made[1]
 
     def drain_mailbox(self, office: Office, accept: Accept) -> int:
         """Take every document waiting in ``office``'s mailbox; return how many."""
@@ -181,6 +231,10 @@ class EpuapPullInbound:
             if exc.status_code >= 500:
                 raise _TransientSoapError(f"HTTP {exc.status_code}") from exc
             raise
+
+
+def _offices_with_mailbox(region: Region) -> Sequence[Office]:
+    return tuple(office for office in region.offices.values() if office.esp_address)
 
 
 def _mailbox_query(office: Office) -> dict[str, str]:

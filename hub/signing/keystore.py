@@ -8,7 +8,11 @@ private key out of the keystore (``<var_dir>/ca``); production keystores hold th
 offices' real (qualified) certificates.
 
 Loading a PEM key costs tens of milliseconds, so identities are cached: signing must
-never load a key per call.
+never load a key per call. A cached identity is read again only when its files change
+(modification time, size or inode, as the region file is watched), so an office's
+renewed certificate is taken without a restart; a change that cannot be read (a pair
+half copied, a certificate not matching its key) is logged once and the identity
+loaded before is kept, as a broken region file is.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import datetime
 import os
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,13 +31,20 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from hub.errors import ConfigurationError
+from hub.logging import get_logger
 from hub.signing.trust import CITIZENS, OFFICES, PLATFORMS, PROFIL_ZAUFANY
+
+log = get_logger(__name__)
 
 CA_NAME = "ca"
 # The hub's own identity: it signs audit checkpoints and seals deliveries to legacy systems.
 HUB_IDENTITY = "hub"
 RSA_KEY_BITS = 2048
 TEST_ORGANISATION = "Regionalny hub e-administracji (test)"
+# What tells one version of an identity's files from another without reading them:
+# (st_mtime_ns, st_size, st_ino) of each file, zeros for a file that is not there.
+FileVersion = tuple[tuple[int, int, int], ...]
+MISSING_FILE = (0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,25 +75,81 @@ class SigningIdentity:
         return self.certificate.subject.rfc4514_string()
 
 
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    """An identity as loaded, with the version of the files it was loaded from."""
+
+    identity: SigningIdentity
+    version: FileVersion
+
+
 class Keystore:
-    """Reads identities from a folder; each is loaded at most once per process."""
+    """Reads identities from a folder; each is loaded once per process, and again on change."""
 
     def __init__(self, directory: Path, password: str = "") -> None:
         self.directory = directory
         self._password = password.encode() or None
-        self._loaded: dict[str, SigningIdentity] = {}
+        self._loaded: dict[str, _Cached] = {}
+        # The version of a change that failed to load, so it is tried (and logged) once.
+        self._refused: dict[str, FileVersion] = {}
+        self._loads: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def identity(self, name: str) -> SigningIdentity:
         """The identity ``name`` (an office id, or a system such as ``hub``).
 
+        Costs a ``stat`` of its files while they are unchanged; a changed file is read
+        again. The same object is returned until then, so callers may key what they
+        derive from it (an xmlsec key, a WS-Security signer) on its identity.
+
         Raises:
-            ConfigurationError: no certificate and key for ``name``, or they cannot be read.
+            ConfigurationError: no certificate and key for ``name``, or they cannot be
+                read, and no earlier version of them was loaded.
         """
+        version = self._version_of(name)
         with self._lock:
-            if name not in self._loaded:
-                self._loaded[name] = self._load(name)
-            return self._loaded[name]
+            cached = self._loaded.get(name)
+            if cached is not None and (
+                cached.version == version or self._refused.get(name) == version
+            ):
+                return cached.identity
+            return self._reload(name, version, cached)
+
+    def loads(self) -> dict[str, int]:
+        """How many times each identity was read from its files (once, then once a change)."""
+        with self._lock:
+            return dict(self._loads)
+
+    def _reload(self, name: str, version: FileVersion, cached: _Cached | None) -> SigningIdentity:
+        """Load ``name`` (the lock is held); keep ``cached`` if the new files are unreadable."""
+        self._loads[name] += 1
+        try:
+            identity = self._load(name)
+        except ConfigurationError as exc:
+            if cached is None:
+                raise
+            self._refused[name] = version
+            log.warning(
+                "keystore_reload_failed",
+                identity=name,
+                reason=exc.reason,
+                kept="the identity loaded before",
+            )
+            return cached.identity
+        self._loaded[name] = _Cached(identity, version)
+        self._refused.pop(name, None)
+        if cached is not None:
+            log.info("keystore_identity_reloaded", identity=name, subject=identity.subject)
+        return identity
+
+    def _version_of(self, name: str) -> FileVersion:
+        pkcs12_path = self.directory / f"{name}.p12"
+        if pkcs12_path.exists():
+            return (_file_version(pkcs12_path),)
+        return (
+            _file_version(self.directory / f"{name}.pem"),
+            _file_version(self.directory / f"{name}.key.pem"),
+        )
 
     def ca_certificate_pem(self) -> bytes:
         """The issuing CA's certificate (``ca.pem``)."""
@@ -125,7 +193,19 @@ class Keystore:
 def _identity(name: str, certificate: x509.Certificate, key: object) -> SigningIdentity:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigurationError(f"identity {name!r}: only RSA keys are supported (RSA-SHA256)")
+    # A pair caught halfway through a renewal (new certificate, old key) would sign
+    # what no one can verify against the certificate sent with it.
+    if certificate.public_key() != key.public_key():
+        raise ConfigurationError(f"identity {name!r}: the certificate does not match the key")
     return SigningIdentity(name, certificate, key)
+
+
+def _file_version(path: Path) -> tuple[int, int, int]:
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return MISSING_FILE
+    return (status.st_mtime_ns, status.st_size, status.st_ino)
 
 
 # Test identities that stand for a national platform: their keys belong to the
