@@ -9,7 +9,6 @@ from types import FrameType
 from hub.broker.consumer import ConsumerLoop, IncomingMessage, Publisher
 from hub.isolation import BurstMeter
 from hub.poller import Poller
-from hub.region import load_region
 from hub.relay import OutboxRelay
 from hub.reload import RegionSource, RouterSource
 from hub.routing import BUILTIN_STEPS, Step
