@@ -31,6 +31,7 @@ Region example::
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import pika
@@ -74,8 +75,6 @@ class RegistersAmqpOutbound:
     def __init__(self, endpoint: EndpointConfig, settings: Settings) -> None:
         self._endpoint = endpoint
         self._queues = RegisterQueues.of(endpoint)
-        self._connection: BlockingConnection | None = None
-        self._publisher: ConfirmingPublisher | None = None
 
     @property
     def queues(self) -> RegisterQueues:
@@ -90,9 +89,7 @@ class RegistersAmqpOutbound:
         """
 
     def stop(self) -> None:
-        """Close the connection to the broker."""
-        close_quietly(self._connection)
-        self._connection = self._publisher = None
+        """Nothing of its own to close: the thread's link to the broker is shared."""
 
     def deliver(self, envelope: Envelope) -> DeliveryReceipt:
         """Publish ``envelope`` to the register's queue and wait for the broker's confirm.
@@ -119,20 +116,55 @@ class RegistersAmqpOutbound:
     def _publish_with_retries(self, properties: pika.BasicProperties, body: bytes) -> None:
         # A dropped connection (an idle one the broker closed, say) is opened again once
         # in-call; a publish repeated here keeps its message_id, so the register sees one.
+        link = _links.for_url(self._endpoint.url)
         try:
-            self._open_publisher().publish("", self._queues.documents, properties, body)
+            link.publisher_for(self._queues).publish("", self._queues.documents, properties, body)
         except BrokerUnavailable:
-            self.stop()
+            _links.drop(self._endpoint.url)
             raise
 
-    def _open_publisher(self) -> ConfirmingPublisher:
-        if self._publisher is None:
-            url = self._endpoint.url
-            self._connection = connect(url)
-            with translate_broker_errors(url):
-                declare_register_queues(self._connection.channel(), self._queues)
-            self._publisher = ConfirmingPublisher(self._connection, url)
-        return self._publisher
+
+class _Link:
+    """One connection to a register broker, and the interfaces declared on it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.connection: BlockingConnection = connect(url)
+        self.publisher = ConfirmingPublisher(self.connection, url)
+        self._declared: set[RegisterQueues] = set()
+
+    def publisher_for(self, queues: RegisterQueues) -> ConfirmingPublisher:
+        """The publisher, once ``queues`` are declared on this connection."""
+        if queues not in self._declared:
+            with translate_broker_errors(self.url):
+                declare_register_queues(self.connection.channel(), queues)
+            self._declared.add(queues)
+        return self.publisher
+
+
+class _ThreadLinks(threading.local):
+    """Each handler thread's links, one per broker URL (pika is not thread-safe).
+
+    Every endpoint of a register system publishes through its thread's one link, so a
+    worker holds a connection per thread and broker, not one per office.
+    """
+
+    def __init__(self) -> None:
+        self.by_url: dict[str, _Link] = {}
+
+    def for_url(self, url: str) -> _Link:
+        link = self.by_url.get(url)
+        if link is None or link.connection.is_closed:
+            link = self.by_url[url] = _Link(url)
+        return link
+
+    def drop(self, url: str) -> None:
+        link = self.by_url.pop(url, None)
+        if link is not None:
+            close_quietly(link.connection)
+
+
+_links = _ThreadLinks()
 
 
 @contextlib.contextmanager
