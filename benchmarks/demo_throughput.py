@@ -369,13 +369,19 @@ def measure_http_posts(count: int) -> float:
 
 
 def http_post_rate(
-    base_url: str, count: int, body: bytes = PAYLOAD, content_type: str | None = None
+    base_url: str,
+    count: int,
+    body: bytes = PAYLOAD,
+    content_type: str | None = None,
+    session: requests.Session | None = None,
 ) -> float:
     """requests.Session POSTs/s of ``body`` to the EOD simulator at ``base_url``.
 
-    Each POST has an idempotency key of its own, so every one is registered.
+    Each POST has an idempotency key of its own, so every one is registered. ``session``
+    (closed afterwards) defaults to a plain ``requests.Session()``.
     """
-    with requests.Session() as session:
+    session = session or requests.Session()
+    with session:
         url = f"{base_url}/offices/14/documents"
         type_header = {"Content-Type": content_type} if content_type else {}
 

@@ -47,6 +47,7 @@ from sqlalchemy.engine import make_url
 # First of the hub's imports: benchmarks/mappings.py must not stand in for the package.
 import hub_packages  # noqa: F401  # isort: skip
 from hub.envelope import Address, Envelope
+from hub.http import http_session
 from hub.runtime import route_steps
 from hub.settings import Settings
 from hub.signing.keystore import init_test_pki
@@ -547,7 +548,8 @@ def http_stage(eod_url: str, eod_pid: int, sealed: bytes, count: int) -> Stage:
     return timed_stage(
         "http post of the sealed delivery (EOD checks the seal)",
         count,
-        lambda: http_post_rate(eod_url, count, sealed, SEALED_CONTENT_TYPE),
+        # The hub's own session (proxies resolved once), as its EOD adapter and the peer use.
+        lambda: http_post_rate(eod_url, count, sealed, SEALED_CONTENT_TYPE, http_session(eod_url)),
         counted=("eod",),
         eod_pid=eod_pid,
     )
