@@ -51,6 +51,9 @@ from hub.store.repository import AcceptOutcome, Store, aware
 from simulators.epuap.documents import generate_pismo_ogolne
 from simulators.processes import ChildProcess, start_hub_process, start_simulator, stop_all
 
+# Run as a script, benchmarks/ is on sys.path, so its sibling module imports by name.
+from cpu_usage import RunCpuProbe  # isort: skip
+
 PISMO_OGOLNE = "http://crd.gov.pl/wzor/2013/12/12/1410/"
 DOCUMENT_SOURCE = "epuap"
 DOCUMENT_SEED = 2026  # the demo's seed, so the bodies look like the demo's
@@ -126,8 +129,11 @@ def sqlite_url_in(directory: Path) -> str:
     return f"sqlite:///{(directory / 'hub.db').resolve()}"
 
 
-def measure_hub_core(plan: CoreRunPlan) -> CoreRunResult:
+def measure_hub_core(plan: CoreRunPlan, probe: RunCpuProbe | None = None) -> CoreRunResult:
     """Preload, run relay and workers until all is delivered, check exactly-once, measure.
+
+    With ``probe``, the processors' time is read from the launch of the hub's processes
+    to the end of the run (``peer_celery.py`` sets it beside its peer's).
 
     Raises:
         CoreRunFailed: a hub process died, documents went dead or were rejected, the run
@@ -148,9 +154,13 @@ def measure_hub_core(plan: CoreRunPlan) -> CoreRunResult:
         region = eod_region(settings, eod_url, plan.offices)
         region_path = write_region(region, plan.work_dir)
         message_ids, mean_body_bytes = preload_documents(store, region, plan.documents)
+        if probe is not None:
+            probe.started()
         started_at = datetime.now(UTC)
         children += start_core_processes(plan, settings, region_path)
-        wait_until_delivered(observer, plan, children)
+        wait_until_delivered(observer, plan, children, probe)
+        if probe is not None:
+            probe.finished(child_pids(children))
         times = delivery_times(observer)
         arrivals = received_at_eod(eod_url)
     finally:
@@ -194,30 +204,39 @@ def write_region(region: Region, directory: Path) -> Path:
     return path
 
 
-def preload_documents(store: Store, region: Region, count: int) -> tuple[list[str], int]:
-    """Store ``count`` accepted pisma ogólne, round-robin over the offices (not timed).
+def generated_documents(region: Region, count: int) -> Iterator[Envelope]:
+    """``count`` pisma ogólne as envelopes, round-robin over the offices, always the same.
 
-    Returns the message ids and the mean body size in bytes.
+    The bodies come from one seeded generator, so every run (the hub's and its peer's)
+    carries the same documents.
     """
     rng = random.Random(DOCUMENT_SEED)
     offices = list(region.offices.values())
-    message_ids: list[str] = []
-    body_bytes = 0
     for index in range(count):
         office = offices[index % len(offices)]
         body = generate_pismo_ogolne(
             rng, office_name=office.name, office_teryt=office.id.replace("_", "")
         ).content
-        envelope = Envelope(
+        yield Envelope(
             document_type=PISMO_OGOLNE,
             source=DOCUMENT_SOURCE,
             destination=Address(office.id),
             body=body,
         )
+
+
+def preload_documents(store: Store, region: Region, count: int) -> tuple[list[str], int]:
+    """Store ``count`` accepted pisma ogólne, round-robin over the offices (not timed).
+
+    Returns the message ids and the mean body size in bytes.
+    """
+    message_ids: list[str] = []
+    body_bytes = 0
+    for index, envelope in enumerate(generated_documents(region, count)):
         if store.accept(envelope) is not AcceptOutcome.ACCEPTED:
             raise CoreRunFailed(f"the store did not accept preloaded document {index}")
         message_ids.append(str(envelope.envelope_id))
-        body_bytes += len(body)
+        body_bytes += len(envelope.body)
     return message_ids, round(body_bytes / max(count, 1))
 
 
@@ -240,14 +259,25 @@ def start_core_processes(
     return children
 
 
+def child_pids(children: Sequence[ChildProcess]) -> dict[str, int]:
+    """Each child's name and process id, for the CPU probe."""
+    return {child.name: child.process.pid for child in children}
+
+
 def wait_until_delivered(
-    observer: sqlalchemy.Engine, plan: CoreRunPlan, children: Sequence[ChildProcess]
+    observer: sqlalchemy.Engine,
+    plan: CoreRunPlan,
+    children: Sequence[ChildProcess],
+    probe: RunCpuProbe | None = None,
 ) -> None:
     """Poll until every document is delivered; fail on a dead process, dead letters or timeout."""
     deadline = time.monotonic() + plan.timeout_s
     while time.monotonic() < deadline:
         counts = status_counts(observer)
-        if counts.get(MessageStatus.DELIVERED, 0) >= plan.documents:
+        delivered = counts.get(MessageStatus.DELIVERED, 0)
+        if probe is not None:
+            probe.polled(delivered)
+        if delivered >= plan.documents:
             return
         stuck = {status: counts[status] for status in UNFINISHED_STATUSES if counts.get(status)}
         if stuck:

@@ -363,16 +363,33 @@ def measure_http_posts(count: int) -> float:
     """requests.Session POSTs/s of a 5 KB body to a freshly started EOD simulator."""
     simulator, base_url = start_simulator("simulators.eod")
     try:
-        with requests.Session() as session:
-            url = f"{base_url}/offices/14/documents"
-
-            def post(index: int) -> None:
-                headers = {"Idempotency-Key": f"bench-{index}-{secrets.token_hex(4)}"}
-                session.post(url, data=PAYLOAD, headers=headers, timeout=30).raise_for_status()
-
-            return rate_per_second(count, post)
+        return http_post_rate(base_url, count)
     finally:
         simulator.stop()
+
+
+def http_post_rate(
+    base_url: str,
+    count: int,
+    body: bytes = PAYLOAD,
+    content_type: str | None = None,
+    session: requests.Session | None = None,
+) -> float:
+    """requests.Session POSTs/s of ``body`` to the EOD simulator at ``base_url``.
+
+    Each POST has an idempotency key of its own, so every one is registered. ``session``
+    (closed afterwards) defaults to a plain ``requests.Session()``.
+    """
+    session = session or requests.Session()
+    with session:
+        url = f"{base_url}/offices/14/documents"
+        type_header = {"Content-Type": content_type} if content_type else {}
+
+        def post(index: int) -> None:
+            headers = {"Idempotency-Key": f"bench-{index}-{secrets.token_hex(4)}", **type_header}
+            session.post(url, data=body, headers=headers, timeout=30).raise_for_status()
+
+        return rate_per_second(count, post)
 
 
 def measure_stages(arguments: argparse.Namespace, postgres_url: str | None) -> dict[str, float]:
