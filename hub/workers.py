@@ -344,7 +344,9 @@ class DeliveryWorker:
 
     def _claim(self, delivery: Delivery, proceed: Proceed) -> None:
         claim = self.store.claim_delivery(
-            delivery.delivery_id, self.name, self.settings.delivery_lease_s
+            delivery.delivery_id,
+            f"{self.name}/{threading.current_thread().name}",
+            self.settings.delivery_lease_s,
         )
         if claim.result is ClaimResult.CLAIMED:
             delivery.claim = claim

@@ -44,7 +44,7 @@ from hub.settings import Settings
 from hub.signing.keystore import init_test_pki
 from hub.states import MessageStatus
 from hub.store.migrate import upgrade_database
-from hub.store.models import MessageRow, ReceiptRow
+from hub.store.models import AttemptRow, MessageRow, ReceiptRow
 from hub.store.repository import Store
 from monitoring.auth import user_entry
 from simulators.epuap.documents import generate_pismo_ogolne
@@ -108,6 +108,10 @@ class DemoResult:
     # Purchase invoices (FA(3), as from KSeF) handed over, and booked by finance systems.
     invoices_sent: int
     invoices_booked: int
+    # Deliveries made by each worker process, and by each of their handler threads: how
+    # evenly the shared queues spread the work.
+    deliveries_by_worker: dict[str, int]
+    deliveries_by_thread: dict[str, int]
 
     @property
     def exactly_once(self) -> bool:
@@ -677,6 +681,20 @@ class Demo:
                 )
             )
 
+    def _deliveries_by_consumer(self) -> dict[str, dict[str, int]]:
+        with self.store.session() as session:
+            consumers = session.scalars(
+                select(AttemptRow.worker).where(
+                    AttemptRow.started_at >= self.started_at, AttemptRow.outcome == "delivered"
+                )
+            ).all()
+        by_thread = Counter(consumers)
+        by_worker = Counter(name.split("/", 1)[0] for name in consumers)
+        return {
+            "deliveries_by_worker": dict(sorted(by_worker.items())),
+            "deliveries_by_thread": dict(sorted(by_thread.items())),
+        }
+
     def _result(
         self,
         documents: int,
@@ -723,6 +741,7 @@ class Demo:
             register_acks_filed=self._register_acks_filed(expected=by_registers(registered)),
             invoices_sent=booked.sent,
             invoices_booked=booked.booked,
+            **self._deliveries_by_consumer(),
         )
 
     def _registered_by_domain_systems(self, expected: int, wait_s: float = 30.0) -> dict[str, int]:
@@ -940,6 +959,12 @@ def _report(result: DemoResult, as_json: bool) -> None:
         f"demo: {result.elapsed_s} s, {result.docs_per_s} docs/s, "
         f"hub latency p50 {result.p50_ms} ms, "
         f"p99 {result.p99_ms} ms (inbox to EOD p99 {result.end_to_end_p99_ms} ms)"
+    )
+    threads = sorted(result.deliveries_by_thread.values())
+    click.echo(
+        f"demo: deliveries by worker process {sorted(result.deliveries_by_worker.values())}, "
+        f"by handler thread {threads[0] if threads else 0}-{threads[-1] if threads else 0} "
+        f"over {len(threads)} threads"
     )
     click.echo(
         f"demo: {result.forms} filings on service forms, registered by the domain systems: "
