@@ -44,22 +44,24 @@ def assert_each_document_queued_with_its_own_id(messages, document_ids, copies):
 
 
 def published_unconfirmed(hub) -> int:
-    """Wait until the relay's batch reached the broker (its confirms held); how many it held.
+    """Wait until the relay's batch reached the broker (its confirms held); how many so far.
 
     The relay publishes what it found at its last look and then waits for those confirms,
     so with the replies held it publishes one batch (the rows committed by then) and no more.
     """
     queue = hub.topology.accepted_queue
     hub.wait_for(lambda: hub.queue_depth(queue) > 1, what="the batch to be queued")
-    time.sleep(1.0)  # a batch still arriving at the broker
     return hub.queue_depth(queue) - 1
 
 
 def assert_republished_once_each(messages, warm_up, held, published):
-    """Nothing lost; the rows published before the cut are queued twice, under their own id."""
+    """Nothing lost; what was queued before the cut is queued again, under its own id."""
     copies = collections.Counter(message.message_id for message in messages)
-    assert len(messages) == 1 + published + len(held)
-    assert sorted(copies.values()).count(2) == published
+    assert set(copies.values()) <= {1, 2}
+    twice = [document for document, count in copies.items() if count == 2]
+    assert len(twice) >= published >= 1  # more of the batch may have landed after the look
+    assert warm_up not in twice
+    assert len(messages) == 1 + len(held) + len(twice)
     assert_each_document_queued_with_its_own_id(messages, [warm_up, *held], copies)
 
 
