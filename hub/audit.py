@@ -14,15 +14,16 @@ rewrites the whole chain cannot forge the signed heads.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
+import sqlalchemy.exc
 from lxml import etree
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection
 
 from hub.errors import ConfigurationError, SignatureInvalid
@@ -38,15 +39,49 @@ log = get_logger(__name__)
 
 GENESIS_HASH = "0" * 64
 CHECKPOINT_NAMESPACE = "urn:hub:audit:checkpoint:1"
-LINK_ROW = (
-    update(AUDIT)
-    .where(AUDIT.c.id == bindparam("row_id"))
-    .values(
-        chain_seq=bindparam("seq"),
-        previous_hash=bindparam("previous"),
-        row_hash=bindparam("current"),
-    )
+# How many pending rows one call links: a document's journey writes about four audit
+# rows, so this keeps up with a few relay batches of 500 documents per call.
+LINK_BATCH = 2000
+# What linking reads of a pending row: what its hash covers.
+PENDING_COLUMNS = (
+    AUDIT.c.id,
+    AUDIT.c.message_id,
+    AUDIT.c.event,
+    AUDIT.c.actor,
+    AUDIT.c.details,
+    AUDIT.c.occurred_at,
 )
+# One statement writes a whole batch of links on PostgreSQL: the positions and hashes go
+# as one JSON array (json.dumps is C; psycopg dumps Python lists element by element),
+# unpacked into rows server-side. An executemany of one UPDATE per row costs a statement
+# (and SQLAlchemy and psycopg a parameter set) per row.
+LINK_ROWS_POSTGRESQL = text(
+    """
+    UPDATE audit_log AS chained
+    SET chain_seq = (link ->> 1)::bigint, previous_hash = link ->> 2, row_hash = link ->> 3
+    FROM json_array_elements(CAST(:links AS json)) AS link
+    WHERE chained.id = (link ->> 0)::bigint AND chained.chain_seq IS NULL
+    """
+)
+# SQLite runs in the process, so one UPDATE per row costs no round trip; executemany
+# at the driver skips SQLAlchemy's per-row parameter processing.
+LINK_ROW_SQLITE = (
+    "UPDATE audit_log SET chain_seq = ?, previous_hash = ?, row_hash = ? "
+    "WHERE id = ? AND chain_seq IS NULL"
+)
+
+
+class ChainMoved(RuntimeError):
+    """Another chainer linked some of the rows first: this batch's links are rolled back."""
+
+
+class Link(NamedTuple):
+    """A pending row's place in the chain (in the order the PostgreSQL statement reads it)."""
+
+    row_id: int
+    seq: int
+    previous: str
+    current: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +102,16 @@ class ChainReport:
 
 def row_hash(previous_hash: str, row: Any) -> str:
     """The hash that chains ``row`` after a row whose hash is ``previous_hash``."""
+    return link_hash(previous_hash, row.chain_seq, row)
+
+
+def link_hash(previous_hash: str, position: int, row: Any) -> str:
+    """The hash of ``row`` at chain ``position`` (it need not hold the position yet)."""
     occurred_at = aware(row.occurred_at).astimezone(UTC).isoformat()
     material = "|".join(
         [
             previous_hash,
-            str(row.chain_seq),
+            str(position),
             str(row.id),
             row.message_id or "",
             row.event,
@@ -89,16 +129,22 @@ class AuditChain:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def link_pending(self, limit: int = 500) -> int:
+    def link_pending(self, limit: int = LINK_BATCH) -> int:
         """Give unchained rows their positions and hashes; return how many were linked.
 
-        Reading happens without the write lock, and the links are written in one batch,
-        so the chainer holds up the hub's writers as briefly as it can. Only one chainer
-        runs per database (the relay), so the head cannot move in between.
+        One read of the pending rows and the head, the hashes computed here, and one
+        statement writing every link in one transaction. Reading happens without the
+        write lock, so the chainer holds up the hub's writers as briefly as it can. Only
+        one chainer runs per database (the relay), so the head cannot move in between;
+        if another (``hub audit link`` by hand) moved it anyway, nothing is written and
+        the next call starts from the new head.
         """
         with self._store.reading() as connection:
             pending = connection.execute(
-                select(AUDIT).where(AUDIT.c.chain_seq.is_(None)).order_by(AUDIT.c.id).limit(limit)
+                select(*PENDING_COLUMNS)
+                .where(AUDIT.c.chain_seq.is_(None))
+                .order_by(AUDIT.c.id)
+                .limit(limit)
             ).all()
             if not pending:
                 return 0
@@ -109,8 +155,13 @@ class AuditChain:
                 .limit(1)
             ).first()
         links = _links(pending, head)
-        with self._store.transaction() as connection:
-            connection.execute(LINK_ROW, links)
+        try:
+            with self._store.transaction() as connection:
+                _write_links(connection, links)
+        except (ChainMoved, sqlalchemy.exc.IntegrityError):
+            # The other chainer gave some of these positions to other rows first.
+            log.warning("audit_chain_moved", pending=len(links))
+            return 0
         return len(links)
 
     def verify(self, trust: TrustStore | None = None) -> ChainReport:
@@ -197,15 +248,30 @@ class AuditChainer:
         return self._identity
 
 
-def _links(pending: Sequence[Any], head: Any) -> list[dict[str, Any]]:
+def _links(pending: Sequence[Any], head: Any) -> list[Link]:
     sequence, previous = (head[0], head[1]) if head else (0, GENESIS_HASH)
     links = []
     for row in pending:
         sequence += 1
-        current = row_hash(previous, SimpleNamespace(**{**row._asdict(), "chain_seq": sequence}))
-        links.append({"row_id": row.id, "seq": sequence, "previous": previous, "current": current})
+        current = link_hash(previous, sequence, row)
+        links.append(Link(row.id, sequence, previous, current))
         previous = current
     return links
+
+
+def _write_links(connection: Connection, links: Sequence[Link]) -> None:
+    """Write a batch of links in one statement; raise ChainMoved unless every row took its."""
+    if connection.dialect.name == "postgresql":
+        result = connection.execute(
+            LINK_ROWS_POSTGRESQL, {"links": json.dumps([tuple(link) for link in links])}
+        )
+    else:
+        result = connection.exec_driver_sql(
+            LINK_ROW_SQLITE,
+            [(link.seq, link.previous, link.current, link.row_id) for link in links],
+        )
+    if result.rowcount != len(links):
+        raise ChainMoved(f"{len(links) - result.rowcount} row(s) were linked by someone else")
 
 
 def _chained_rows(connection: Connection) -> Iterator[Any]:

@@ -13,6 +13,7 @@ run benchmarks/mappings.py --seconds 0.2
 run benchmarks/client_auth.py --clients 5 --calls 50
 run benchmarks/register_tenants.py --tenants 3 --connections 3
 run benchmarks/poller.py --mailboxes 3 --documents 1 --rounds 2 --concurrency 2
+run benchmarks/relay.py --rows 50 --databases sqlite,postgresql --idle-seconds 0.5 --blocking-messages 20
 run benchmarks/demo_throughput.py --skip-demo --databases sqlite,postgresql --core-documents 20 \
   --offices 2 --workers 1 --broker-messages 200 --sqlite-rows 200 --postgres-rows 200 \
   --http-requests 100

@@ -66,6 +66,8 @@ from hub.store.tables import (
 
 INSERT_MESSAGE = insert(MESSAGES)
 INSERT_OUTBOX = insert(OUTBOX)
+# The relay's idle look: served by the (sent_at, id) index, no row read beyond one.
+SELECT_FIRST_UNSENT = select(OUTBOX.c.id).where(OUTBOX.c.sent_at.is_(None)).limit(1)
 INSERT_CASE = insert(CASES)
 INSERT_CASE_EVENT = insert(CASE_EVENTS)
 INSERT_DELIVERY = insert(DELIVERIES)
@@ -515,6 +517,11 @@ class Store:
             connection.execute(
                 update(OUTBOX).where(OUTBOX.c.id.in_(outbox_ids)).values(sent_at=utcnow())
             )
+
+    def outbox_waiting(self) -> bool:
+        """Whether any outbox row waits for the relay (one indexed look, for its idle loop)."""
+        with self.reading() as connection:
+            return connection.scalar(SELECT_FIRST_UNSENT) is not None
 
     def count_unsent_outbox(self) -> int:
         """How many outbox rows wait for the relay."""
