@@ -49,7 +49,6 @@ from pika.adapters.select_connection import SelectConnection
 from sqlalchemy import func, select
 
 from hub.broker.connection import close_quietly, connect, translate_broker_errors
-from hub.broker.topology import Topology
 from hub.settings import Settings
 from hub.store.migrate import upgrade_database
 from hub.store.repository import Store, audit_event, utcnow
@@ -167,7 +166,7 @@ def relay_run(
     finally:
         if relay is not None:
             relay.stop()
-        delete_queues(settings, list(region.endpoints))
+        delete_queues(settings)
         observer.dispose()
         store.close()
     if queued != arguments.rows:
@@ -269,21 +268,19 @@ def queue_depth(settings: Settings) -> int:
     try:
         with translate_broker_errors(settings.amqp_url):
             declared = connection.channel().queue_declare(
-                Topology(settings.queue_prefix).accepted_queue, passive=True
+                settings.topology.accepted_queue, passive=True
             )
             return int(declared.method.message_count)
     finally:
         close_quietly(connection)
 
 
-def delete_queues(settings: Settings, endpoints: list[str]) -> None:
+def delete_queues(settings: Settings) -> None:
     """Remove the run's exchanges and queues."""
     connection = connect(settings.amqp_url)
     try:
         with translate_broker_errors(settings.amqp_url):
-            Topology(settings.queue_prefix).delete(
-                connection.channel(), endpoints, settings.retry_delays_s
-            )
+            settings.topology.delete(connection.channel())
     finally:
         close_quietly(connection)
 
