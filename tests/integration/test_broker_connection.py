@@ -144,6 +144,55 @@ def test_a_burst_to_one_endpoint_is_shared_by_the_consumers_not_hoarded_by_one(
     assert min(handled_by["first"], handled_by["second"]) >= BURST // 4, handled_by
 
 
+def test_two_worker_processes_with_handler_pools_share_a_burst_and_each_thread_works(
+    amqp_url, endpoint_queue
+):
+    handled_by: Counter[str] = Counter()
+    lock = threading.Lock()
+    burst = 120
+
+    def handler_named(name: str):
+        def handle(message: IncomingMessage, publisher: ConfirmingPublisher) -> None:
+            time.sleep(0.02)  # a delivery waits on its destination
+            with lock:
+                handled_by[f"{name}/{threading.current_thread().name}"] += 1
+
+        return handle
+
+    publish_burst(amqp_url, endpoint_queue, burst)
+    loops = [
+        ConsumerLoop(
+            amqp_url,
+            [endpoint_queue],
+            handler_named(name),
+            prefetch=4,
+            store_ready=lambda: True,
+            concurrency=4,
+        )
+        for name in ("first", "second")
+    ]
+    runners = [threading.Thread(target=loop.run, daemon=True) for loop in loops]
+    for runner in runners:
+        runner.start()
+    deadline = time.monotonic() + 30
+    while sum(handled_by.values()) < burst and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for loop in loops:
+        loop.stop_requested.set()
+    for runner in runners:
+        runner.join(timeout=10)
+
+    assert sum(handled_by.values()) == burst  # each once: acked, nothing redelivered
+    per_worker = Counter(name.split("/")[0] for name in handled_by.elements())
+    assert min(per_worker["first"], per_worker["second"]) >= burst // 4, per_worker
+    assert len(handled_by) == 8, handled_by  # every handler thread of both took some
+    # A stop lets the handlers finish and sends their acks before leaving: nothing waits.
+    connection = connect(amqp_url)
+    waiting = connection.channel().queue_declare(endpoint_queue, passive=True).method
+    connection.close()
+    assert waiting.message_count == 0
+
+
 @pytest.fixture
 def limited_queue(amqp_url) -> Iterator[str]:
     """A work queue with the hub's delivery limit, dead-lettering to a queue of its own."""
