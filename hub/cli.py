@@ -473,6 +473,72 @@ def endpoint_resume(settings: Settings, name: str, actor: str) -> None:
 
 
 @cli.group()
+def broker() -> None:
+    """The broker's queues: move a hub of an earlier version onto today's topology."""
+
+
+@broker.command("migrate-queues")
+@click.option("--dry-run", is_flag=True, help="Only count the old queues and their messages.")
+@click.option(
+    "--endpoint",
+    "extra_endpoints",
+    multiple=True,
+    help="Also look for this endpoint's old queue (one the region no longer lists); repeatable.",
+)
+@click.pass_obj
+def broker_migrate_queues(
+    settings: Settings, dry_run: bool, extra_endpoints: tuple[str, ...]
+) -> None:
+    """Move what waits in an earlier version's per-endpoint queues onto the shards.
+
+    Binds each endpoint's old routing key (deliver.<endpoint>) to its shard, for what the
+    delay tiers still hold (these bindings stay), moves the messages of every old queue
+    <prefix>.deliver.<endpoint> with publisher confirms and deletes the emptied queues.
+    Safe to interrupt and run again. See docs/broker.md.
+    """
+    from hub.broker.connection import close_quietly, connect
+    from hub.broker.migrate import MigrationProgress, QueueMigration
+    from hub.region import load_region
+
+    endpoints = [*load_region(settings.region_path).endpoints, *extra_endpoints]
+
+    def progress(done: MigrationProgress) -> None:
+        click.echo(
+            f"queues {done.queues_done}/{done.queues_total} done, "
+            f"{done.messages_moved} message(s) moved ({done.queue})",
+            err=True,
+        )
+
+    connection = connect(settings.amqp_url)
+    try:
+        migration = QueueMigration(
+            connection, settings.amqp_url, settings.topology, on_progress=progress
+        )
+        if dry_run:
+            found = migration.dry_run(endpoints)
+            click.echo(
+                f"would move {found.messages_found} message(s) from {found.queues_found} old "
+                f"queue(s) of {found.endpoints} endpoint(s)"
+            )
+            return
+        summary = migration.run(endpoints)
+    finally:
+        close_quietly(connection)
+    click.echo(
+        f"moved {summary.messages_moved} message(s) from {summary.queues_found} old queue(s), "
+        f"deleted {summary.queues_deleted}, bound {summary.keys_bound} old routing key(s) "
+        f"of {summary.endpoints} endpoint(s) to their shards"
+    )
+    if summary.queues_left:
+        click.echo(
+            f"left in place (still consumed, or refilled): {', '.join(summary.queues_left)}; "
+            "stop the old workers and run again",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@cli.group()
 def receipts() -> None:
     """Receipts the hub holds or waits for."""
 
