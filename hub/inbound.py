@@ -10,7 +10,7 @@ import structlog
 
 from hub.adapters import Accept
 from hub.envelope import Envelope
-from hub.errors import HubError, InboundUnavailable
+from hub.errors import HubError, InboundUnavailable, StoreUnavailable
 from hub.logging import get_logger
 from hub.store.repository import AcceptOutcome, Store
 
@@ -79,8 +79,8 @@ def drain_in_parallel(pool: Executor, drains: Mapping[str, Callable[[], int]]) -
     Each drain runs whole on one thread of the pool, so a mailbox's own order (take,
     store, confirm) is kept; the pool bounds how many mailboxes are drained at once.
     Every failure is logged with its mailbox (``mailbox_poll_failed``) when it is
-    collected. An error that is no ``HubError`` (a bug) is re-raised, but only after
-    every other mailbox has finished.
+    collected. The store going away, or an error that is no ``HubError`` (a bug), is
+    re-raised, but only after every other mailbox has finished.
 
     Returns:
         How many documents all the drains took.
@@ -98,6 +98,11 @@ def drain_in_parallel(pool: Executor, drains: Mapping[str, Callable[[], int]]) -
     for mailbox, future in futures.items():
         try:
             taken += future.result()
+        except StoreUnavailable as exc:
+            # Not this mailbox's fault: the database is gone for every mailbox, and the
+            # caller waits for it as for any store outage (nothing was confirmed).
+            log.warning("mailbox_poll_failed", mailbox=mailbox, code=exc.code, reason=exc.reason)
+            crash = crash or exc
         except HubError as exc:
             log.warning("mailbox_poll_failed", mailbox=mailbox, code=exc.code, reason=exc.reason)
             failed[mailbox] = exc.reason
