@@ -28,13 +28,14 @@ class EndpointSlots:
     """A bounded number of in-flight deliveries per endpoint, shared by a process's threads.
 
     A delivery that finds its endpoint's slots taken may wait a moment for one (a fast
-    system frees a slot within milliseconds); only as many may wait as there are slots,
-    so a slow system holds at most twice its bound of handler threads, and the rest of its
-    deliveries are held in the delay tiers instead.
+    system frees a slot within milliseconds); only half as many may wait as there are
+    slots (at least one), so a slow system holds at most one and a half times its bound of
+    handler threads, and the rest of its deliveries are held in the delay tiers instead.
     """
 
     def __init__(self, per_endpoint: int) -> None:
         self._limit = per_endpoint
+        self._waiters_allowed = max(1, per_endpoint // 2)
         self._busy: dict[str, int] = {}
         self._waiting: dict[str, int] = {}
         self._freed = threading.Condition()
@@ -45,7 +46,7 @@ class EndpointSlots:
         with self._freed:
             if self._take_now(endpoint):
                 return True
-            if wait_s <= 0 or self._waiting.get(endpoint, 0) >= self._limit:
+            if wait_s <= 0 or self._waiting.get(endpoint, 0) >= self._waiters_allowed:
                 return False
             self._waiting[endpoint] = self._waiting.get(endpoint, 0) + 1
             try:

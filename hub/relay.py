@@ -29,6 +29,7 @@ from hub.broker.publisher import (
 )
 from hub.broker.topology import Topology
 from hub.errors import BrokerUnavailable, StoreUnavailable
+from hub.isolation import BurstMeter
 from hub.logging import get_logger
 from hub.settings import Settings
 from hub.singleton import SingletonLease
@@ -53,6 +54,8 @@ class OutboxRelay:
         self._lease = SingletonLease(store, RELAY_LOCK, holder, settings.singleton_lease_s)
         # The relay runs once per database, which the audit chain needs of its chainer.
         self._audit = AuditChainer(store, settings)
+        # The relay runs once per database, so it meters each office's documents exactly.
+        self._bursts = BurstMeter(settings.burst_deliveries, settings.burst_window_s)
         self._next_chain_check = 0.0
         self.stop_requested = threading.Event()
 
@@ -137,7 +140,13 @@ class OutboxRelay:
 
     def _message_of(self, item: OutboxItem) -> OutgoingMessage:
         properties, body = to_amqp(item.envelope, str(item.envelope.envelope_id))
-        return OutgoingMessage(self._topology.exchange, item.routing_key, properties, body)
+        routing_key = item.routing_key
+        if routing_key == self._topology.accepted_key:
+            # A burst of documents to one office waits in the bulk lane to be routed, so
+            # the other offices' documents are not routed (sealed, mapped) behind it.
+            lane = self._bursts.lane_of(item.envelope.destination.office)
+            routing_key = self._topology.accepted_key_in(lane)
+        return OutgoingMessage(self._topology.exchange, routing_key, properties, body)
 
     def _mark_confirmed(self, items: Sequence[OutboxItem], outcome: BatchOutcome) -> None:
         self._store.mark_outbox_sent([items[index].outbox_id for index in outcome.confirmed])

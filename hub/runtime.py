@@ -58,12 +58,13 @@ def build_worker(
     delivery = delivery or DeliveryWorker(store, regions.current(), settings, topology)
     if delivery.regions is None:
         delivery.regions = regions
-    queues = [topology.accepted_queue] if "route" in roles else []
+    routing_queues = set(topology.accepted_queues)
+    queues = list(topology.accepted_queues) if "route" in roles else []
     if "deliver" in roles:
         queues += topology.delivery_queues
 
     def handle(message: IncomingMessage, publisher: Publisher) -> None:
-        if message.queue == topology.accepted_queue:
+        if message.queue in routing_queues:
             routing.handle(message, publisher)
         else:
             delivery.handle(message, publisher)
@@ -73,7 +74,7 @@ def build_worker(
         queues,
         handle,
         prefetch=lambda queue: (
-            settings.prefetch if queue == topology.accepted_queue else settings.delivery_prefetch
+            settings.prefetch if queue in routing_queues else settings.delivery_prefetch
         ),
         on_connect=topology.declare,
         store_ready=store.reachable,

@@ -81,7 +81,7 @@ class Settings:
     # by each routing process) gets its further deliveries in the bulk lane, so the other
     # endpoints' documents do not queue behind the burst. 0 turns lanes off.
     burst_deliveries: int = 200
-    burst_window_s: float = 10.0
+    burst_window_s: float = 60.0
     relay_batch_size: int = 500
     relay_idle_s: float = 0.05
     poll_interval_s: float = 1.0

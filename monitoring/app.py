@@ -31,6 +31,8 @@ csrf = CSRFProtect()
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The blueprints whose forms and JSON posts come from a browser holding the session.
 CSRF_GUARDED = frozenset({"dashboard", "monitoring_api", "auth"})
+
+
 def register(app: Flask) -> None:
     """Add the health and metrics routes, the dashboard and its JSON API to ``app``."""
     settings: Settings = app.config["HUB_SETTINGS"]

@@ -195,7 +195,6 @@ class Accounts:
         return account if account is not None and matches else None
 
 
-
 class HubSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie session, its cookie Secure and ``__Host-`` named over TLS.
 

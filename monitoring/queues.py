@@ -28,7 +28,7 @@ def queue_depths(amqp_url: str, topology: Topology) -> list[QueueDepth]:
     Raises:
         BrokerUnavailable: RabbitMQ cannot be reached.
     """
-    wanted: list[tuple[str, str]] = [(topology.accepted_queue, "accepted")]
+    wanted: list[tuple[str, str]] = [(queue, "accepted") for queue in topology.accepted_queues]
     wanted += [(queue, "delivery") for queue in topology.delivery_queues]
     wanted += [(topology.delay_queue(delay), "delay") for delay in topology.delays_s]
     wanted.append((topology.dead_letter_queue, "dead"))

@@ -4,6 +4,7 @@
 
     exchange <prefix> (direct)
       accepted          → <prefix>.accepted           routing workers
+      accepted.bulk     → <prefix>.accepted.bulk      the same, for an office in a burst
       deliver.<n>       → <prefix>.deliver.<n>        n < shards: deliveries, by endpoint
       bulk.<n>          → <prefix>.bulk.<n>           the same, for endpoints in a burst
       dead              → <prefix>.dead               exhausted or poison
@@ -13,9 +14,9 @@
 The number of queues does not grow with the region: an endpoint's deliveries go to the
 shard its name hashes to, and the endpoint travels in a header. Isolating one endpoint
 from another is the workers' job (circuits, a bounded number of deliveries in flight per
-endpoint, holding what cannot go now in the delay tiers); the ``bulk`` lane keeps a burst
-to one endpoint (thousands of documents to one office) from queueing ahead of every other
-endpoint's documents in the same shard.
+endpoint, holding what cannot go now in the delay tiers); the bulk lanes keep a burst to
+one office (thousands of documents) from queueing ahead of every other office's documents,
+first to be routed (the relay picks the lane), then to be delivered (the router picks it).
 
 All queues are durable quorum queues. Work queues dead-letter to ``dead`` after
 ``DELIVERY_LIMIT`` deliveries, so a message that kills its worker is parked, not looped.
@@ -66,6 +67,15 @@ class Topology:
         return f"{self.prefix}.accepted"
 
     @property
+    def accepted_queues(self) -> list[str]:
+        """Both routing queues (normal and bulk lane): what a routing worker consumes."""
+        return [f"{self.prefix}.{self.accepted_key_in(lane)}" for lane in Lane]
+
+    def accepted_key_in(self, lane: Lane) -> str:
+        """The routing key of the accepted queue of ``lane``."""
+        return self.accepted_key if lane is Lane.NORMAL else f"{self.accepted_key}.{lane.value}"
+
+    @property
     def dead_letter_queue(self) -> str:
         """Messages that exhausted their attempts or can never succeed."""
         return f"{self.prefix}.dead"
@@ -102,12 +112,14 @@ class Topology:
     def queues(self) -> list[str]:
         """Every queue :meth:`declare` makes; a constant number, whatever the region."""
         delays = [self.delay_queue(delay_s) for delay_s in self.delays_s]
-        return [self.accepted_queue, *self.delivery_queues, *delays, self.dead_letter_queue]
+        return [*self.accepted_queues, *self.delivery_queues, *delays, self.dead_letter_queue]
 
     def declare(self, channel: BlockingChannel) -> None:
         """Declare exchanges, queues and bindings; safe to repeat."""
         channel.exchange_declare(self.exchange, exchange_type="direct", durable=True)
-        self._declare_work_queue(channel, self.accepted_queue, self.accepted_key)
+        for lane in Lane:
+            key = self.accepted_key_in(lane)
+            self._declare_work_queue(channel, f"{self.prefix}.{key}", key)
         for key in self._delivery_keys():
             self._declare_work_queue(channel, f"{self.prefix}.{key}", key)
         channel.queue_declare(

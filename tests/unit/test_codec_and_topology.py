@@ -41,6 +41,8 @@ def test_a_message_without_hub_headers_is_refused():
 def test_queue_names_follow_the_prefix():
     topology = Topology("hub", shards=2, delays_s=(10, 60))
     assert topology.accepted_queue == "hub.accepted"
+    assert topology.accepted_queues == ["hub.accepted", "hub.accepted.bulk"]
+    assert topology.accepted_key_in(Lane.BULK) == "accepted.bulk"
     assert topology.delivery_queue("eod@146501_1") in {"hub.deliver.0", "hub.deliver.1"}
     assert topology.delivery_queue("eod@146501_1", Lane.BULK).startswith("hub.bulk.")
     assert topology.delay_queue(60) == "hub.delay.60s"
@@ -52,7 +54,7 @@ def test_the_number_of_queues_does_not_grow_with_the_region():
     topology = Topology("hub", shards=4, delays_s=(1, 5, 10, 30, 60, 600, 3600))
     endpoints = [f"eod@{office}" for office in range(5000)]
     used = {topology.delivery_queue(endpoint) for endpoint in endpoints}
-    assert len(topology.queues) == 1 + 2 * 4 + 7 + 1
+    assert len(topology.queues) == 2 + 2 * 4 + 7 + 1
     assert used == {f"hub.deliver.{shard}" for shard in range(4)}
     assert set(topology.delivery_queues) >= used
 

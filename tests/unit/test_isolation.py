@@ -92,7 +92,7 @@ def test_a_delivery_waits_a_moment_for_a_slot_a_fast_endpoint_frees():
     releaser.join()
 
 
-def test_no_more_deliveries_wait_for_an_endpoint_than_it_has_slots():
+def test_no_more_deliveries_wait_for_an_endpoint_than_half_its_slots_or_one():
     slots = EndpointSlots(per_endpoint=1)
     assert slots.try_take("slow@1")
     waiting = threading.Thread(target=slots.try_take, args=("slow@1", 1.0))
