@@ -27,7 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,14 +173,21 @@ def measure_hub_core(plan: CoreRunPlan, probe: RunCpuProbe | None = None) -> Cor
     return core_figures(plan, started_at, times, mean_body_bytes)
 
 
-def core_settings(plan: CoreRunPlan) -> Settings:
-    """The hub's settings for this run: its store, broker and a queue prefix of its own."""
+def core_settings(
+    plan: CoreRunPlan, prefix: str = "bench-core", extra_env: Mapping[str, str] | None = None
+) -> Settings:
+    """The hub's settings for this run: its store, broker and a queue prefix of its own.
+
+    ``prefix`` starts the queue prefix (a random part follows); ``extra_env`` adds
+    ``HUB_*`` settings (``isolation.py`` sets the breaker's cool-down).
+    """
     return Settings.load(
         environ={
             "HUB_DATABASE_URL": plan.database_url,
             "HUB_AMQP_URL": plan.amqp_url,
-            "HUB_QUEUE_PREFIX": f"bench-core-{secrets.token_hex(4)}",
+            "HUB_QUEUE_PREFIX": f"{prefix}-{secrets.token_hex(4)}",
             "HUB_VAR_DIR": str(plan.work_dir),
+            **(extra_env or {}),
         }
     )
 
@@ -241,9 +248,15 @@ def preload_documents(store: Store, region: Region, count: int) -> tuple[list[st
 
 
 def start_core_processes(
-    plan: CoreRunPlan, settings: Settings, region_path: Path
+    plan: CoreRunPlan,
+    settings: Settings,
+    region_path: Path,
+    extra_env: Mapping[str, str] | None = None,
 ) -> list[ChildProcess]:
-    """Start ``hub relay`` and ``plan.workers`` × ``hub worker``, logging JSON warnings."""
+    """Start ``hub relay`` and ``plan.workers`` × ``hub worker``, logging JSON warnings.
+
+    ``extra_env`` adds ``HUB_*`` settings the processes run with.
+    """
     env = {
         "HUB_DATABASE_URL": plan.database_url,
         "HUB_AMQP_URL": plan.amqp_url,
@@ -252,6 +265,7 @@ def start_core_processes(
         "HUB_VAR_DIR": str(plan.work_dir),
         "HUB_LOG_LEVEL": "warning",
         "HUB_LOG_FORMAT": "json",
+        **(extra_env or {}),
     }
     children = [start_hub_process("relay", ["relay"], env, plan.log_dir)]
     for number in range(plan.workers):

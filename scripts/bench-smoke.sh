@@ -17,6 +17,7 @@ run benchmarks/relay.py --rows 50 --databases sqlite,postgresql --idle-seconds 0
 run benchmarks/demo_throughput.py --skip-demo --databases sqlite,postgresql --core-documents 20 \
   --offices 2 --workers 1 --broker-messages 200 --sqlite-rows 200 --postgres-rows 200 \
   --http-requests 100
+run benchmarks/isolation.py --offices 5 --burst 100 --background 50 --slow-documents 4 --down-documents 6 --slow-s 1
 # The Celery peer needs the bench extra; CI's machine is fresh, so install it when missing.
 if ! "$py" -c 'import celery' 2>/dev/null; then
   .venv/bin/pip install --quiet -e '.[bench]'
