@@ -77,9 +77,10 @@ class Settings:
     # up to hold_max_s.
     hold_delays_s: tuple[int, ...] = (1, 5, 30)
     hold_max_s: int = 600
-    # An endpoint that takes more than burst_deliveries within burst_window_s (counted
-    # by each routing process) gets its further deliveries in the bulk lane, so the other
-    # endpoints' documents do not queue behind the burst. 0 turns lanes off.
+    # A token bucket of burst_deliveries refilled over burst_window_s, per office at the
+    # relay and per endpoint in each routing process: past it, further documents are
+    # routed and delivered in the bulk lanes, so the others do not queue behind a burst.
+    # 0 turns lanes off.
     burst_deliveries: int = 200
     burst_window_s: float = 60.0
     relay_batch_size: int = 500
