@@ -19,11 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import select
 from structlog.testing import capture_logs
 from support import Simulator, serve_in_thread
 
 import adapters.epuap.inbound as epuap_inbound
+import hub.inbound
+import hub.poller
+import hub.signing.keystore
 from hub.poller import POLLER_LOCK, Poller
 from hub.reload import RegionSource
 from hub.settings import Settings
@@ -165,8 +169,16 @@ def new_poller(store: Store, settings: Settings) -> Poller:
     return Poller(store, regions, settings, f"poller-{uuid.uuid4().hex[:8]}")
 
 
+@pytest.fixture
+def uncached_logs(monkeypatch):
+    """The modules' loggers replaced by ones not cached yet: capture_logs sees only loggers
+    it configures, and an earlier test of the session may have cached the modules' own."""
+    for module in (hub.inbound, hub.poller, hub.signing.keystore, epuap_inbound):
+        monkeypatch.setattr(module, "log", structlog.get_logger(module.__name__))
+
+
 def test_a_failing_mailbox_does_not_stop_the_sweep_and_its_documents_come_in_later(
-    tmp_path, settings, store, epuap
+    tmp_path, settings, store, epuap, uncached_logs
 ):
     enqueue(epuap, OFFICES, per_office=2)
     poller = new_poller(store, settings)
@@ -255,7 +267,9 @@ def test_a_certificate_swapped_in_the_keystore_is_loaded_once_more_and_signs_the
     assert all(signers_made[office_id] == 1 for office_id, _, _ in trusted[1:])
 
 
-def test_a_poller_without_the_lease_stores_nothing_and_confirms_nothing(settings, store, epuap):
+def test_a_poller_without_the_lease_stores_nothing_and_confirms_nothing(
+    settings, store, epuap, uncached_logs
+):
     enqueue(epuap, OFFICES[:2], per_office=1)
     assert store.acquire_singleton(POLLER_LOCK, "another-poller", 60.0)
     poller = new_poller(store, settings)

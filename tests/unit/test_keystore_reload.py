@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
+import hub.signing.keystore
 from hub.errors import ConfigurationError
 from hub.signing.keystore import Keystore, init_keystore
 
@@ -30,6 +32,14 @@ def renewed_pair(tmp_path: Path, folder: str) -> Path:
 def swap_in(source: Path, keys: Path, *suffixes: str) -> None:
     for suffix in suffixes:
         os.replace(source / f"{OFFICE}{suffix}", keys / f"{OFFICE}{suffix}")
+
+
+@pytest.fixture
+def uncached_logs(monkeypatch):
+    """The modules' loggers replaced by ones not cached yet: capture_logs sees only loggers
+    it configures, and an earlier test of the session may have cached the modules' own."""
+    for module in (hub.signing.keystore,):
+        monkeypatch.setattr(module, "log", structlog.get_logger(module.__name__))
 
 
 def test_an_unchanged_identity_is_read_once_and_the_same_object_is_handed_out(keys):
@@ -54,7 +64,7 @@ def test_a_renewed_pair_is_read_once_more_and_its_certificate_is_handed_out(tmp_
 
 
 def test_a_half_swapped_pair_is_refused_once_and_the_old_identity_kept_until_it_is_whole(
-    tmp_path, keys
+    tmp_path, keys, uncached_logs
 ):
     keystore = Keystore(keys)
     old = keystore.identity(OFFICE)

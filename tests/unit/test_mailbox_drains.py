@@ -9,6 +9,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+import hub.inbound
 from hub.errors import ConfigurationError, InboundUnavailable
 from hub.inbound import MailboxesFailed, drain_in_parallel
 
@@ -28,6 +29,14 @@ def failing(error: Exception):
     return drain
 
 
+@pytest.fixture
+def uncached_logs(monkeypatch):
+    """The modules' loggers replaced by ones not cached yet: capture_logs sees only loggers
+    it configures, and an earlier test of the session may have cached the modules' own."""
+    for module in (hub.inbound,):
+        monkeypatch.setattr(module, "log", structlog.get_logger(module.__name__))
+
+
 def test_every_mailbox_is_drained_and_their_documents_counted():
     done: list[str] = []
     with ThreadPoolExecutor(3) as pool:
@@ -37,7 +46,7 @@ def test_every_mailbox_is_drained_and_their_documents_counted():
     assert sorted(done) == sorted(f"/m{n}" for n in range(8))
 
 
-def test_failing_mailboxes_are_logged_each_and_the_others_documents_still_counted():
+def test_failing_mailboxes_are_logged_each_and_the_others_documents_still_counted(uncached_logs):
     done: list[str] = []
     drains = {
         "/a": taking(2, done, "/a"),
@@ -82,7 +91,7 @@ def test_a_bug_in_one_mailbox_is_raised_only_after_the_others_are_drained():
     assert done == ["/slow"]
 
 
-def test_each_drain_logs_with_its_mailbox_bound():
+def test_each_drain_logs_with_its_mailbox_bound(uncached_logs):
     def drain() -> int:
         structlog.get_logger().info("document_received")
         return 1
