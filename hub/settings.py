@@ -64,7 +64,10 @@ class Settings:
     # per consumer only); with the shards of both lanes they feed the process's
     # worker_threads handler threads (docs/broker.md).
     delivery_prefetch: int = 4
-    worker_threads: int = 8
+    # Handler threads per worker process. On two cores 4 carried more than 8 (the core
+    # benchmark: 86 against 70 documents/s on PostgreSQL, 82 against 49 on SQLite, whose
+    # one writer the threads queue for); more pay where destinations are slow.
+    worker_threads: int = 4
     # The delivery queues: this many shards in each of two lanes (normal, bulk). An
     # endpoint's deliveries go to the shard its name hashes to, so the number of queues
     # is a constant whatever the region's size.
